@@ -1,0 +1,89 @@
+"""Shared fixtures: personas (DESIGN.md §5) and the objects most tests need.
+
+Personas: ``responder`` and ``secondary`` (responders in team A), ``manager``
+(manager of team A), ``outsider`` (manager of team B), ``admin_user`` (superuser).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+
+def _user(django_user_model, username: str, **extra):
+    return django_user_model.objects.create_user(
+        username=username, email=f"{username}@example.com", password="pw-" + username,
+        first_name=username.capitalize(), is_staff=True, **extra,
+    )
+
+
+@pytest.fixture
+def team_a(db):
+    from ircore.models import Team
+
+    return Team.objects.create(name="Payments", slug="payments")
+
+
+@pytest.fixture
+def team_b(db):
+    from ircore.models import Team
+
+    return Team.objects.create(name="Search", slug="search")
+
+
+@pytest.fixture
+def responder(django_user_model, team_a):
+    user = _user(django_user_model, "rita")
+    team_a.memberships.create(user=user, role="responder")
+    return user
+
+
+@pytest.fixture
+def secondary(django_user_model, team_a):
+    user = _user(django_user_model, "sam")
+    team_a.memberships.create(user=user, role="responder")
+    return user
+
+
+@pytest.fixture
+def manager(django_user_model, team_a):
+    user = _user(django_user_model, "maya")
+    team_a.memberships.create(user=user, role="manager")
+    return user
+
+
+@pytest.fixture
+def outsider(django_user_model, team_b):
+    user = _user(django_user_model, "otto")
+    team_b.memberships.create(user=user, role="manager")
+    return user
+
+
+@pytest.fixture
+def admin_user(django_user_model):
+    return django_user_model.objects.create_superuser(
+        username="root", email="root@example.com", password="pw-root"
+    )
+
+
+@pytest.fixture
+def service_a(team_a):
+    from incidents.models import Service
+
+    return Service.objects.create(team=team_a, name="payments-api")
+
+
+@pytest.fixture
+def service_b(team_b):
+    from incidents.models import Service
+
+    return Service.objects.create(team=team_b, name="search-api")
+
+
+@pytest.fixture
+def make_integration():
+    def make(service, kind: str = "generic", **extra):
+        from incidents.models import Integration
+
+        return Integration.objects.create(service=service, kind=kind, name=f"{kind} in", **extra)
+
+    return make

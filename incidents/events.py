@@ -1,0 +1,67 @@
+"""The normalized shape every ingestion adapter produces and the pipeline consumes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from incidents.models import AlertAction, Severity
+
+SEVERITY_ALIASES: dict[str, str] = {
+    # PagerDuty Events v2
+    "critical": Severity.SEV1,
+    "error": Severity.SEV2,
+    "warning": Severity.SEV3,
+    "info": Severity.SEV4,
+    # Common Prometheus / Grafana label values
+    "page": Severity.SEV1,
+    "fatal": Severity.SEV1,
+    "emergency": Severity.SEV1,
+    "high": Severity.SEV2,
+    "major": Severity.SEV2,
+    "warn": Severity.SEV3,
+    "medium": Severity.SEV3,
+    "minor": Severity.SEV3,
+    "low": Severity.SEV4,
+    "none": Severity.SEV4,
+    "informational": Severity.SEV4,
+    "sev1": Severity.SEV1,
+    "sev2": Severity.SEV2,
+    "sev3": Severity.SEV3,
+    "sev4": Severity.SEV4,
+    "p1": Severity.SEV1,
+    "p2": Severity.SEV2,
+    "p3": Severity.SEV3,
+    "p4": Severity.SEV4,
+    "p5": Severity.SEV4,
+}
+
+DEFAULT_PRIORITY_FOR_SEVERITY: dict[str, str] = {
+    Severity.SEV1: "P1",
+    Severity.SEV2: "P2",
+    Severity.SEV3: "P3",
+    Severity.SEV4: "P4",
+}
+
+
+def severity_from_text(value: str | None) -> str | None:
+    """Map a source's severity word to SEV1-SEV4; None when it is not recognised."""
+    if value is None:
+        return None
+    return SEVERITY_ALIASES.get(str(value).strip().lower())
+
+
+@dataclass
+class AlertEvent:
+    """One event from any source, after the adapter has validated it."""
+
+    action: str = AlertAction.TRIGGER
+    summary: str = ""
+    details: str = ""
+    severity: str = Severity.SEV3
+    priority: str = ""
+    dedup_key: str = ""
+    source: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+    links: list[dict[str, str]] = field(default_factory=list)
+    payload: Any = field(default_factory=dict)

@@ -1,0 +1,152 @@
+"""What every ingestion endpoint shares: token look-up, body limits, rate limits,
+JSON parsing, and turning failures into the right status code.
+
+An adapter is a function ``(integration, body: dict) -> list[AlertEvent]`` that raises
+``InvalidEvent`` with messages naming the offending fields.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import DatabaseError
+from django.http import HttpRequest, JsonResponse
+
+from incidents.events import AlertEvent
+from incidents.models import Integration
+from incidents.services import IngestResult, alert_ingest, alert_store_failed
+
+log = logging.getLogger(__name__)
+
+# Responses are built by the endpoint so each source gets the answer shape it knows
+# (PagerDuty's {"status": "invalid event", ...} vs our generic one).
+ErrorBody = Callable[[int, str, list[str]], dict[str, Any]]
+
+
+class InvalidEvent(Exception):
+    def __init__(self, errors: list[str], message: str = "Event object is invalid"):
+        super().__init__(message)
+        self.message = message
+        self.errors = errors
+
+
+class RejectEvent(Exception):
+    """An answer other than 2xx that is not a validation error (404, 413, 429, 503)."""
+
+    def __init__(self, status: int, message: str, retry_after: int | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.retry_after = retry_after
+
+
+def generic_error_body(status: int, message: str, errors: list[str]) -> dict[str, Any]:
+    body: dict[str, Any] = {"status": "error", "message": message}
+    if errors:
+        body["errors"] = errors
+    return body
+
+
+def read_body(request: HttpRequest) -> bytes:
+    limit = settings.INGEST_MAX_BODY_BYTES
+    declared = request.META.get("CONTENT_LENGTH") or "0"
+    try:
+        if int(declared) > limit:
+            raise RejectEvent(413, f"Request body is larger than {limit // 1024} KB.")
+    except ValueError:
+        raise InvalidEvent(["Content-Length header is not a number"], "Bad request") from None
+    # Read one byte more than allowed so a body without (or with a lying)
+    # Content-Length is still caught.
+    body = request.read(limit + 1)
+    if len(body) > limit:
+        raise RejectEvent(413, f"Request body is larger than {limit // 1024} KB.")
+    return body
+
+
+def parse_json_object(body: bytes) -> dict[str, Any]:
+    if not body.strip():
+        raise InvalidEvent(["request body is empty; send a JSON object"], "Empty body")
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidEvent([f"body is not valid JSON: {exc}"], "Malformed JSON") from None
+    if not isinstance(data, dict):
+        raise InvalidEvent(["body must be a JSON object"], "Event object is invalid")
+    return data
+
+
+def integration_for_token(token: str, kind: str) -> Integration:
+    integration = (
+        Integration.objects.select_related("service")
+        .filter(token=token, kind=kind, enabled=True)
+        .first()
+    )
+    if integration is None:
+        raise RejectEvent(404, "Unknown or disabled integration token.")
+    return integration
+
+
+def check_rate_limit(integration: Integration) -> None:
+    """Fixed one-minute window per integration in the shared cache (Redis in
+    production; per-process memory in the embedded default)."""
+    limit = integration.rate_limit_per_minute or settings.INGEST_RATE_LIMIT_PER_MINUTE
+    window = int(time.time() // 60)
+    key = f"ingest-rate:{integration.pk}:{window}"
+    if cache.add(key, 1, timeout=70):
+        count = 1
+    else:
+        try:
+            count = cache.incr(key)
+        except ValueError:  # expired between add and incr
+            cache.set(key, 1, timeout=70)
+            count = 1
+    if count > limit:
+        retry_after = max(1, 60 - int(time.time() % 60))
+        raise RejectEvent(429, f"Rate limit of {limit} events per minute exceeded.", retry_after)
+
+
+def ingest_events(integration: Integration, events: list[AlertEvent]) -> list[IngestResult]:
+    results = []
+    for event in events:
+        try:
+            results.append(alert_ingest(integration=integration, event=event))
+        except DatabaseError:
+            raise  # the caller answers 503 so the sender retries
+        except Exception as exc:  # noqa: BLE001 - keep the event whatever went wrong
+            log.exception("Processing an event for integration %s failed", integration.pk)
+            alert = alert_store_failed(integration=integration, event=event, error=repr(exc))
+            results.append(IngestResult(alert, None, alert.outcome, alert.outcome_detail))
+    return results
+
+
+def error_response(status: int, message: str, errors: list[str], error_body: ErrorBody,
+                   retry_after: int | None = None) -> JsonResponse:
+    response = JsonResponse(error_body(status, message, errors), status=status)
+    if retry_after is not None:
+        response["Retry-After"] = str(retry_after)
+    return response
+
+
+def handle(
+    request: HttpRequest,
+    work: Callable[[], JsonResponse],
+    error_body: ErrorBody = generic_error_body,
+) -> JsonResponse:
+    """Run ``work`` and map every failure to its documented status code. A database
+    failure is a 503 so the sender retries: never a 2xx for an event not stored."""
+    try:
+        return work()
+    except InvalidEvent as exc:
+        return error_response(400, exc.message, exc.errors, error_body)
+    except RejectEvent as exc:
+        return error_response(exc.status, exc.message, [], error_body, exc.retry_after)
+    except DatabaseError:
+        log.exception("Database unavailable while ingesting")
+        return error_response(503, "Database unavailable; the event was not stored, retry later.",
+                              [], error_body, retry_after=30)

@@ -1,0 +1,548 @@
+"""Writes for alerts and incidents. Every state change is a compare-and-set or runs
+under a row lock, writes its timeline entry in the same transaction, and announces
+itself through ``incidents.signals`` only after commit."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.dispatch import Signal
+from django.utils import timezone
+
+from incidents import signals
+from incidents.events import DEFAULT_PRIORITY_FOR_SEVERITY, AlertEvent
+from incidents.models import (
+    Alert,
+    AlertAction,
+    Incident,
+    Integration,
+    MaintenanceWindow,
+    Service,
+    Severity,
+    TimelineEntry,
+    TriageRule,
+)
+from incidents.triage import triage_apply
+from ircore.models import Counter
+
+Status = Incident.Status
+Kind = TimelineEntry.Kind
+Via = TimelineEntry.Via
+User = AbstractBaseUser
+
+_SEVERITY_RANK = {Severity.SEV1: 1, Severity.SEV2: 2, Severity.SEV3: 3, Severity.SEV4: 4}
+
+
+def _send_on_commit(signal: Signal, incident: Incident, **kwargs: Any) -> None:
+    transaction.on_commit(lambda: signal.send(sender=Incident, incident=incident, **kwargs))
+
+
+def timeline_add(
+    *,
+    incident: Incident | None,
+    service: Service | None = None,
+    kind: str,
+    message: str,
+    actor: User | None = None,
+    via: str = Via.SYSTEM,
+    data: dict | None = None,
+    at: datetime | None = None,
+) -> TimelineEntry:
+    return TimelineEntry.objects.create(
+        incident=incident,
+        service_id=(service.pk if service else incident.service_id),  # type: ignore[union-attr]
+        kind=kind,
+        message=message,
+        actor=actor,
+        via=via,
+        data=data or {},
+        created_at=at or timezone.now(),
+    )
+
+
+def _actor_name(user: User | None, via: str) -> str:
+    if user is None:
+        return "an integration" if via == Via.INTEGRATION else "ircore"
+    full = user.get_full_name() if hasattr(user, "get_full_name") else ""
+    return full or user.get_username()
+
+
+def _via_suffix(via: str) -> str:
+    return f" via {Via(via).label}" if via in (Via.EMAIL, Via.API) else ""
+
+
+# --------------------------------------------------------------------------- numbers
+
+
+def _next_number(name: str = "incident") -> int:
+    # UPDATE takes the row lock until commit, so two writers can never read the same
+    # value; on SQLite the IMMEDIATE transaction already serializes writers.
+    updated = Counter.objects.filter(name=name).update(value=F("value") + 1)
+    if not updated:
+        try:
+            with transaction.atomic():
+                Counter.objects.create(name=name, value=1)
+                return 1
+        except IntegrityError:
+            Counter.objects.filter(name=name).update(value=F("value") + 1)
+    return Counter.objects.values_list("value", flat=True).get(name=name)
+
+
+# --------------------------------------------------------------------------- ingestion
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    alert: Alert
+    incident: Incident | None
+    outcome: str
+    message: str
+
+
+def service_in_maintenance(*, service_id: int, at: datetime) -> MaintenanceWindow | None:
+    return (
+        MaintenanceWindow.objects.filter(services=service_id, starts_at__lte=at, ends_at__gt=at)
+        .order_by("ends_at")
+        .first()
+    )
+
+
+def _rules_for(team_id: int) -> list[TriageRule]:
+    return list(
+        TriageRule.objects.filter(team_id=team_id, enabled=True).order_by("position", "id")
+    )
+
+
+def alert_ingest(
+    *, integration: Integration, event: AlertEvent, received_at: datetime | None = None
+) -> IngestResult:
+    """Store one event, triage it and apply it to the matching incident, atomically.
+
+    The caller's 2xx must only follow a successful return: the alert row and every
+    effect on incidents commit together.
+    """
+    now = received_at or timezone.now()
+    service = integration.service
+    with transaction.atomic():
+        if not event.dedup_key:
+            event.dedup_key = uuid.uuid4().hex
+        rules = _rules_for(service.team_id)
+        triage = triage_apply(rules, event, service_id=service.pk, integration_id=integration.pk)
+        if triage.route_to_service_id and triage.route_to_service_id != service.pk:
+            routed = Service.objects.filter(
+                pk=triage.route_to_service_id, team_id=service.team_id
+            ).first()
+            if routed is not None:
+                service = routed
+        if not event.priority:
+            event.priority = DEFAULT_PRIORITY_FOR_SEVERITY[event.severity]
+        window = service_in_maintenance(service_id=service.pk, at=now)
+        alert = Alert(
+            integration=integration,
+            service=service,
+            action=event.action,
+            dedup_key=event.dedup_key[:255],
+            summary=(event.summary or "(no summary)")[:1024],
+            details=event.details,
+            severity=event.severity,
+            priority=event.priority,
+            source=event.source[:255],
+            labels=event.labels,
+            links=event.links,
+            payload=event.payload,
+            in_maintenance=window is not None,
+            received_at=now,
+        )
+        rule_names = ", ".join(rule.name for rule in triage.applied)
+        if triage.suppress:
+            alert.outcome = Alert.Outcome.SUPPRESSED
+            alert.outcome_detail = f"Suppressed by triage rule(s): {rule_names}"
+            alert.save(force_insert=True)
+            return IngestResult(alert, None, alert.outcome, alert.outcome_detail)
+        if event.action == AlertAction.TRIGGER:
+            return _ingest_trigger(alert, service, window, rule_names, now)
+        return _ingest_ack_or_resolve(alert, integration, now)
+
+
+def _open_incident_locked(service_id: int, dedup_key: str) -> Incident | None:
+    return (
+        Incident.objects.select_for_update()
+        .filter(service_id=service_id, dedup_key=dedup_key)
+        .exclude(status=Status.RESOLVED)
+        .first()
+    )
+
+
+def _ingest_trigger(
+    alert: Alert, service: Service, window: MaintenanceWindow | None, rule_names: str, now: datetime
+) -> IngestResult:
+    incident = _open_incident_locked(service.pk, alert.dedup_key)
+    if incident is None:
+        try:
+            with transaction.atomic():
+                incident = _incident_open(alert, service, window, rule_names, now)
+        except IntegrityError:
+            # Another writer opened it between our look-up and insert (PostgreSQL,
+            # READ COMMITTED): the unique constraint stopped us, so join theirs.
+            incident = _open_incident_locked(service.pk, alert.dedup_key)
+            if incident is None:
+                raise
+        else:
+            alert.incident = incident
+            alert.outcome = Alert.Outcome.OPENED
+            alert.outcome_detail = f"Opened {incident.ref}"
+            alert.save(force_insert=True)
+            return IngestResult(alert, incident, alert.outcome, alert.outcome_detail)
+    alert.incident = incident
+    alert.outcome = Alert.Outcome.GROUPED
+    alert.outcome_detail = f"Added to {incident.ref}"
+    alert.save(force_insert=True)
+    updates: dict[str, Any] = {"alert_count": F("alert_count") + 1, "last_alert_at": now}
+    raised = _SEVERITY_RANK[alert.severity] < _SEVERITY_RANK[incident.severity]
+    if raised:
+        updates["severity"] = alert.severity
+    Incident.objects.filter(pk=incident.pk).update(**updates)
+    timeline_add(
+        incident=incident, kind=Kind.ALERT, via=Via.INTEGRATION, at=now,
+        message=f"Alert received: {alert.summary}", data={"alert_id": alert.pk},
+    )
+    if raised:
+        timeline_add(
+            incident=incident, kind=Kind.SEVERITY, at=now,
+            message=f"Severity raised from {incident.severity} to {alert.severity} by a new alert",
+        )
+        incident.severity = alert.severity
+        _send_on_commit(signals.incident_updated, incident, user=None, via=Via.INTEGRATION,
+                        fields=["severity"])
+    return IngestResult(alert, incident, alert.outcome, alert.outcome_detail)
+
+
+def _incident_open(
+    alert: Alert, service: Service, window: MaintenanceWindow | None, rule_names: str, now: datetime
+) -> Incident:
+    incident = Incident.objects.create(
+        number=_next_number(),
+        team_id=service.team_id,
+        service=service,
+        title=alert.summary,
+        description=alert.details,
+        severity=alert.severity,
+        priority=alert.priority,
+        dedup_key=alert.dedup_key,
+        in_maintenance=window is not None,
+        alert_count=1,
+        last_alert_at=now,
+        triggered_at=now,
+    )
+    source = f" from {alert.source}" if alert.source else ""
+    timeline_add(
+        incident=incident, kind=Kind.TRIGGERED, via=Via.INTEGRATION, at=now,
+        message=f"Triggered by an alert{source}: {alert.summary}",
+        data={"severity": incident.severity, "priority": incident.priority},
+    )
+    if rule_names:
+        timeline_add(
+            incident=incident, kind=Kind.TRIAGE, at=now,
+            message=f"Triage rule(s) applied: {rule_names} "
+            f"(severity {incident.severity}, priority {incident.priority})",
+        )
+    if window is not None:
+        timeline_add(
+            incident=incident, kind=Kind.MAINTENANCE, at=now,
+            message=f"Service is in maintenance until {window.ends_at:%Y-%m-%d %H:%M %Z} "
+            f"({window}): nobody is paged.",
+            data={"maintenance_window_id": window.pk},
+        )
+    _send_on_commit(signals.incident_triggered, incident, user=None, via=Via.INTEGRATION, reopened=False)
+    return incident
+
+
+def _ingest_ack_or_resolve(alert: Alert, integration: Integration, now: datetime) -> IngestResult:
+    incident = _open_incident_locked(alert.service_id, alert.dedup_key)
+    if incident is None:
+        alert.outcome = Alert.Outcome.NO_OPEN_INCIDENT
+        alert.outcome_detail = (
+            f"No open incident with dedup key {alert.dedup_key!r} on {alert.service}: nothing changed"
+        )
+        alert.save(force_insert=True)
+        return IngestResult(alert, None, alert.outcome, alert.outcome_detail)
+    alert.incident = incident
+    alert.save(force_insert=True)
+    Incident.objects.filter(pk=incident.pk).update(alert_count=F("alert_count") + 1, last_alert_at=now)
+    incident.alert_count += 1
+    label = f"{integration.get_kind_display()} integration {integration.name!r}"
+    if alert.action == AlertAction.ACKNOWLEDGE:
+        changed = incident_acknowledge(
+            incident=incident, user=None, via=Via.INTEGRATION, reason=f"by {label}", at=now
+        )
+        outcome = Alert.Outcome.ACKNOWLEDGED
+        detail = f"Acknowledged {incident.ref}" if changed else f"{incident.ref} was already acknowledged"
+    else:
+        incident_resolve(incident=incident, user=None, via=Via.INTEGRATION, reason=f"by {label}", at=now)
+        outcome = Alert.Outcome.RESOLVED
+        detail = f"Resolved {incident.ref}"
+    Alert.objects.filter(pk=alert.pk).update(outcome=outcome, outcome_detail=detail)
+    alert.outcome, alert.outcome_detail = outcome, detail
+    return IngestResult(alert, incident, outcome, detail)
+
+
+def alert_store_failed(*, integration: Integration, event: AlertEvent, error: str) -> Alert:
+    """Keep an event whose processing raised, so it is never lost; an operator can
+    re-run it from the console (``alert_reprocess``)."""
+    return Alert.objects.create(
+        integration=integration,
+        service=integration.service,
+        action=event.action,
+        dedup_key=(event.dedup_key or uuid.uuid4().hex)[:255],
+        summary=(event.summary or "(no summary)")[:1024],
+        details=event.details,
+        severity=event.severity,
+        source=event.source[:255],
+        labels=event.labels,
+        links=event.links,
+        payload=event.payload,
+        outcome=Alert.Outcome.FAILED,
+        outcome_detail=error[:2000],
+        received_at=timezone.now(),
+    )
+
+
+def alert_reprocess(*, alert: Alert) -> IngestResult:
+    """Run a failed alert through the pipeline again; the failed row is replaced."""
+    if alert.outcome != Alert.Outcome.FAILED or alert.integration is None:
+        raise ValueError("Only failed alerts from an integration can be re-processed.")
+    event = AlertEvent(
+        action=alert.action, summary=alert.summary, details=alert.details, severity=alert.severity,
+        dedup_key=alert.dedup_key, source=alert.source, labels=alert.labels, links=alert.links,
+        payload=alert.payload,
+    )
+    with transaction.atomic():
+        result = alert_ingest(integration=alert.integration, event=event, received_at=alert.received_at)
+        alert.delete()
+    return result
+
+
+def change_event_record(
+    *, integration: Integration, summary: str, source: str = "", details: dict | None = None,
+    links: list | None = None, at: datetime | None = None,
+) -> TimelineEntry:
+    """A deploy or config change: context on the service's timeline, no incident."""
+    return timeline_add(
+        incident=None, service=integration.service, kind=Kind.CHANGE, via=Via.INTEGRATION,
+        message=summary, at=at,
+        data={"source": source, "details": details or {}, "links": links or [],
+              "integration_id": integration.pk},
+    )
+
+
+# --------------------------------------------------------------------------- transitions
+
+
+def _cas(incident: Incident, from_statuses: list[str], **values: Any) -> bool:
+    """Compare-and-set the incident row; refresh the instance's fields on success."""
+    changed = Incident.objects.filter(pk=incident.pk, status__in=from_statuses).update(**values)
+    if changed:
+        for key, value in values.items():
+            setattr(incident, key, value)
+    return bool(changed)
+
+
+def incident_acknowledge(
+    *, incident: Incident, user: User | None, via: str, reason: str = "", at: datetime | None = None
+) -> bool:
+    """Triggered -> acknowledged. Returns False (and changes nothing) otherwise."""
+    now = at or timezone.now()
+    with transaction.atomic():
+        if not _cas(incident, [Status.TRIGGERED], status=Status.ACKNOWLEDGED,
+                    acknowledged_at=now, acknowledged_by=user):
+            return False
+        who = reason or f"by {_actor_name(user, via)}"
+        timeline_add(incident=incident, kind=Kind.ACKNOWLEDGED, actor=user, via=via, at=now,
+                     message=f"Acknowledged {who}{_via_suffix(via)}")
+        _send_on_commit(signals.incident_acknowledged, incident, user=user, via=via)
+    return True
+
+
+def incident_unacknowledge(*, incident: Incident, user: User | None, via: str) -> bool:
+    with transaction.atomic():
+        if not _cas(incident, [Status.ACKNOWLEDGED], status=Status.TRIGGERED,
+                    acknowledged_at=None, acknowledged_by=None):
+            return False
+        timeline_add(incident=incident, kind=Kind.UNACKNOWLEDGED, actor=user, via=via,
+                     message=f"Un-acknowledged by {_actor_name(user, via)}{_via_suffix(via)}")
+        _send_on_commit(signals.incident_unacknowledged, incident, user=user, via=via)
+    return True
+
+
+def incident_resolve(
+    *, incident: Incident, user: User | None, via: str, reason: str = "", at: datetime | None = None
+) -> bool:
+    now = at or timezone.now()
+    with transaction.atomic():
+        if not _cas(incident, [Status.TRIGGERED, Status.ACKNOWLEDGED], status=Status.RESOLVED,
+                    resolved_at=now, resolved_by=user):
+            return False
+        who = reason or f"by {_actor_name(user, via)}"
+        timeline_add(incident=incident, kind=Kind.RESOLVED, actor=user, via=via, at=now,
+                     message=f"Resolved {who}{_via_suffix(via)}")
+        _send_on_commit(signals.incident_resolved, incident, user=user, via=via)
+    return True
+
+
+class ReopenConflict(Exception):
+    """Another incident with the same dedup key is already open on the service."""
+
+
+def incident_reopen(*, incident: Incident, user: User | None, via: str) -> bool:
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            if not _cas(incident, [Status.RESOLVED], status=Status.TRIGGERED, resolved_at=None,
+                        resolved_by=None, acknowledged_at=None, acknowledged_by=None,
+                        mitigated_at=None):
+                return False
+            timeline_add(incident=incident, kind=Kind.REOPENED, actor=user, via=via, at=now,
+                         message=f"Reopened by {_actor_name(user, via)}{_via_suffix(via)}")
+            _send_on_commit(signals.incident_triggered, incident, user=user, via=via, reopened=True)
+    except IntegrityError:
+        incident.refresh_from_db()
+        raise ReopenConflict(
+            f"Cannot reopen {incident.ref}: another incident with dedup key "
+            f"{incident.dedup_key!r} is open on {incident.service}."
+        ) from None
+    return True
+
+
+def incident_mitigate(*, incident: Incident, user: User | None, via: str) -> bool:
+    """Record that impact has stopped (the fix may still be pending); once only."""
+    now = timezone.now()
+    with transaction.atomic():
+        changed = Incident.objects.filter(
+            pk=incident.pk, status__in=[Status.TRIGGERED, Status.ACKNOWLEDGED], mitigated_at__isnull=True
+        ).update(mitigated_at=now)
+        if not changed:
+            return False
+        incident.mitigated_at = now
+        timeline_add(incident=incident, kind=Kind.MITIGATED, actor=user, via=via, at=now,
+                     message=f"Marked mitigated by {_actor_name(user, via)}{_via_suffix(via)}")
+        _send_on_commit(signals.incident_updated, incident, user=user, via=via, fields=["mitigated_at"])
+    return True
+
+
+def incident_escalate(*, incident: Incident, user: User | None, via: str) -> bool:
+    """Ask the escalation engine for the next step; an acknowledged incident goes back
+    to triggered so the next person is really paged."""
+    with transaction.atomic():
+        locked = Incident.objects.select_for_update().get(pk=incident.pk)
+        if locked.status == Status.RESOLVED:
+            return False
+        if locked.status == Status.ACKNOWLEDGED:
+            _cas(incident, [Status.ACKNOWLEDGED], status=Status.TRIGGERED,
+                 acknowledged_at=None, acknowledged_by=None)
+        timeline_add(incident=incident, kind=Kind.ESCALATION, actor=user, via=via,
+                     message=f"Escalation requested by {_actor_name(user, via)}{_via_suffix(via)}")
+        _send_on_commit(signals.incident_escalation_requested, incident, user=user, via=via)
+    return True
+
+
+def incident_add_note(*, incident: Incident, user: User | None, text: str, via: str) -> TimelineEntry:
+    text = text.strip()
+    if not text:
+        raise ValueError("A note cannot be empty.")
+    with transaction.atomic():
+        entry = timeline_add(incident=incident, kind=Kind.NOTE, actor=user, via=via, message=text)
+        _send_on_commit(signals.incident_updated, incident, user=user, via=via, fields=["notes"])
+    return entry
+
+
+def _set_field(
+    *, incident: Incident, field: str, value: str, kind: str, label: str, user: User | None, via: str
+) -> bool:
+    with transaction.atomic():
+        locked = Incident.objects.select_for_update().get(pk=incident.pk)
+        old = getattr(locked, field)
+        if old == value:
+            return False
+        Incident.objects.filter(pk=incident.pk).update(**{field: value})
+        setattr(incident, field, value)
+        timeline_add(incident=incident, kind=kind, actor=user, via=via,
+                     message=f"{label} changed from {old} to {value} by "
+                     f"{_actor_name(user, via)}{_via_suffix(via)}")
+        _send_on_commit(signals.incident_updated, incident, user=user, via=via, fields=[field])
+    return True
+
+
+def incident_set_severity(*, incident: Incident, severity: str, user: User | None, via: str) -> bool:
+    if severity not in Severity.values:
+        raise ValueError(f"Unknown severity {severity!r}; use one of {', '.join(Severity.values)}.")
+    return _set_field(incident=incident, field="severity", value=severity, kind=Kind.SEVERITY,
+                      label="Severity", user=user, via=via)
+
+
+def incident_set_priority(*, incident: Incident, priority: str, user: User | None, via: str) -> bool:
+    from incidents.models import Priority
+
+    if priority not in Priority.values:
+        raise ValueError(f"Unknown priority {priority!r}; use one of {', '.join(Priority.values)}.")
+    return _set_field(incident=incident, field="priority", value=priority, kind=Kind.PRIORITY,
+                      label="Priority", user=user, via=via)
+
+
+ROLE_LABELS = {"commander": "Incident commander", "communication_lead": "Communication lead"}
+
+
+def incident_assign_roles(
+    *, incident: Incident, user: User | None, via: str, **roles: Any
+) -> list[str]:
+    """Set ``commander``, ``communication_lead`` (a user or None), ``responders`` /
+    ``stakeholders`` (iterables of users) and ``war_room_url``; return changed names."""
+    changed: list[str] = []
+    with transaction.atomic():
+        locked = Incident.objects.select_for_update().get(pk=incident.pk)
+        for field, label in ROLE_LABELS.items():
+            new_id = roles[field].pk if roles.get(field) else None
+            if field in roles and getattr(locked, f"{field}_id") != new_id:
+                setattr(locked, field, roles[field])
+                changed.append(field)
+                who = _actor_name(roles[field], Via.WEB) if roles[field] else "nobody"
+                timeline_add(incident=incident, kind=Kind.ROLE, actor=user, via=via,
+                             message=f"{label}: {who} (set by {_actor_name(user, via)})")
+        if "war_room_url" in roles and roles["war_room_url"] != locked.war_room_url:
+            locked.war_room_url = roles["war_room_url"] or ""
+            changed.append("war_room_url")
+            timeline_add(incident=incident, kind=Kind.ROLE, actor=user, via=via,
+                         message=f"War room: {locked.war_room_url or 'removed'}")
+        if changed:
+            locked.save(update_fields=changed + ["updated_at"])
+        for field in ("responders", "stakeholders"):
+            if field not in roles:
+                continue
+            new = {u.pk: u for u in roles[field]}
+            current = set(getattr(locked, field).values_list("pk", flat=True))
+            if set(new) != current:
+                getattr(locked, field).set(list(new.values()))
+                changed.append(field)
+                names = ", ".join(_actor_name(u, Via.WEB) for u in new.values()) or "nobody"
+                timeline_add(incident=incident, kind=Kind.ROLE, actor=user, via=via,
+                             message=f"{field.capitalize()}: {names}")
+        if changed:
+            _send_on_commit(signals.incident_updated, incident, user=user, via=via, fields=changed)
+    incident.refresh_from_db()
+    return changed
+
+
+# --------------------------------------------------------------------------- bulk
+
+
+def incidents_bulk(
+    *, incidents: list[Incident], action: Callable[..., bool], user: User | None, via: str
+) -> int:
+    return sum(1 for incident in incidents if action(incident=incident, user=user, via=via))
+
