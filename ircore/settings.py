@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_q",
     "anymail",
     "incidents.apps.IncidentsConfig",
@@ -188,6 +189,11 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Incidents, alerts, services, on-call and status pages.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI from the drf-spectacular-sidecar package, served by whitenoise: the docs
+    # page must work on an install without internet access.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # Ingestion limits (per integration; an integration may override the rate).
