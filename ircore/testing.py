@@ -1,6 +1,76 @@
-"""pytest plugin (loaded with ``-p ircore.testing`` from pyproject): marks the test run
-as a local run before Django settings are imported, so it can use a generated key."""
+"""pytest plugin, loaded with ``-p ircore.testing`` from pyproject.
+
+1. Marks the test run as a local run before Django settings are imported, so it can use
+   a generated key.
+2. Required markers: when ``IRCORE_REQUIRE_MARKERS`` is set (comma-separated marker
+   names, e.g. ``external,postgres``), a test that carries one of those markers and is
+   skipped is reported as a failure instead. CI sets it once it has installed the
+   system packages and started PostgreSQL, so a missing binary or a wrong
+   ``DATABASE_URL`` cannot turn the tests that matter most into a quiet "skipped".
+
+The check runs where the test runs (also in pytest-xdist workers), so the converted
+report travels back to the controller like any other failure.
+"""
+
+from __future__ import annotations
 
 import os
+from collections.abc import Generator
+from typing import Any
+
+import pytest
 
 os.environ.setdefault("IRCORE_LOCAL_RUN", "1")
+
+ENV_VAR = "IRCORE_REQUIRE_MARKERS"
+_PROPERTY = "ircore_required_skip"
+
+
+def required_markers() -> set[str]:
+    return {name.strip() for name in os.environ.get(ENV_VAR, "").split(",") if name.strip()}
+
+
+def _skip_reason(report: pytest.TestReport) -> str:
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        return str(longrepr[2]).removeprefix("Skipped: ")
+    return str(longrepr)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Generator[None, Any, None]:
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
+    # xfail also reports as "skipped" but is an expected failure, not a missing dependency.
+    if not report.skipped or hasattr(report, "wasxfail"):
+        return
+    required = required_markers()
+    if not required:
+        return
+    hit = sorted(required & {marker.name for marker in item.iter_markers()})
+    if not hit:
+        return
+    reason = _skip_reason(report)
+    report.outcome = "failed"
+    report.longrepr = (
+        f"{item.nodeid} was skipped ({reason}), but it carries the marker(s) {', '.join(hit)} "
+        f"which this run requires ({ENV_VAR}={os.environ[ENV_VAR]}). Install or start what it "
+        f"needs (see .ci/run) instead of skipping it."
+    )
+    report.user_properties.append((_PROPERTY, f"{','.join(hit)}: {reason}"))
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    required = required_markers()
+    if not required:
+        return
+    skipped_required = []
+    for key in ("failed", "error"):
+        for report in terminalreporter.stats.get(key, []):
+            for name, value in getattr(report, "user_properties", []):
+                if name == _PROPERTY:
+                    skipped_required.append(f"{report.nodeid} [{value}]")
+    if skipped_required:
+        terminalreporter.section(f"required tests that were skipped ({ENV_VAR})", sep="=", red=True)
+        for line in skipped_required:
+            terminalreporter.line(line)
