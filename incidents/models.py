@@ -354,3 +354,57 @@ class MaintenanceWindow(models.Model):
 
     def __str__(self) -> str:
         return self.reason or f"Maintenance {self.starts_at:%Y-%m-%d %H:%M}"
+
+
+class Problem(models.Model):
+    """ITIL problem: the underlying cause behind one or more incidents. Once its cause
+    and workaround are known (status ``known_error``) new incidents that match its rule
+    are flagged with it (incidents.problems.known_error_match)."""
+
+    class Status(models.TextChoices):
+        NEW = "new", "New"
+        INVESTIGATING = "investigating", "Investigating"
+        KNOWN_ERROR = "known_error", "Known error"
+        RESOLVED = "resolved", "Resolved"
+        CLOSED = "closed", "Closed"
+
+    number = models.PositiveBigIntegerField(unique=True, editable=False)
+    team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="problems")
+    title = models.CharField(max_length=255)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.NEW)
+    impact = models.TextField(blank=True)
+    root_cause = models.TextField(blank=True)
+    workaround = models.TextField(blank=True)
+    incidents = models.ManyToManyField(Incident, blank=True, related_name="problems")
+    # Known-error match rule: the service, plus keywords and/or a dedup-key pattern.
+    match_service = models.ForeignKey(
+        Service, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="A new incident on this service may match this known error.",
+    )
+    match_keywords = models.TextField(
+        blank=True,
+        help_text="One keyword or phrase per line (or comma-separated); any of them in the incident "
+        "title or description matches, case-insensitive.",
+    )
+    match_dedup_key = models.CharField(
+        max_length=255, blank=True,
+        help_text="Shell-style pattern on the incident's dedup key, e.g. disk-full-*.",
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-number"]
+        indexes = [
+            models.Index(fields=["match_service", "status"], name="problem_match_service_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.ref} {self.title}"
+
+    @property
+    def ref(self) -> str:
+        return f"PRB-{self.number}"
