@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import textwrap
 import time
 from collections.abc import Callable
 from typing import Any
@@ -81,31 +82,62 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
     return data
 
 
-def integration_for_token(token: str, kind: str) -> Integration:
+def _scalar(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def render_details(value: Any) -> str:
+    """Free-form details (PagerDuty custom_details, annotations, ...) as text a person
+    reads in the console and a triage keyword can match: ``key: value`` lines, nested
+    structures as indented JSON."""
+    if value is None or value == "" or value == {} or value == []:
+        return ""
+    if isinstance(value, str):
+        return value
+    if not isinstance(value, dict):
+        return json.dumps(value, indent=2, ensure_ascii=False, default=str)
+    lines = []
+    for key, item in value.items():
+        if isinstance(item, dict | list):
+            text = json.dumps(item, indent=2, ensure_ascii=False, default=str)
+            lines.append(f"{key}:\n{textwrap.indent(text, '  ')}")
+        elif isinstance(item, str) and "\n" in item:
+            lines.append(f"{key}:\n{textwrap.indent(item, '  ')}")
+        else:
+            lines.append(f"{key}: {_scalar(item)}")
+    return "\n".join(lines)
+
+
+def integration_for_token(token: str, kind: str, *, what: str = "integration token") -> Integration:
     integration = (
         Integration.objects.select_related("service")
         .filter(token=token, kind=kind, enabled=True)
         .first()
     )
     if integration is None:
-        raise RejectEvent(404, "Unknown or disabled integration token.")
+        raise RejectEvent(404, f"Unknown or disabled {what}.")
     return integration
 
 
-def check_rate_limit(integration: Integration) -> None:
+def check_rate_limit(integration: Integration, events: int = 1) -> None:
     """Fixed one-minute window per integration in the shared cache (Redis in
-    production; per-process memory in the embedded default)."""
+    production; per-process memory in the embedded default). The limit counts events,
+    so one Alertmanager notification carrying 20 alerts costs 20."""
     limit = integration.rate_limit_per_minute or settings.INGEST_RATE_LIMIT_PER_MINUTE
     window = int(time.time() // 60)
     key = f"ingest-rate:{integration.pk}:{window}"
-    if cache.add(key, 1, timeout=70):
-        count = 1
+    if cache.add(key, events, timeout=70):
+        count = events
     else:
         try:
-            count = cache.incr(key)
+            count = cache.incr(key, events)
         except ValueError:  # expired between add and incr
-            cache.set(key, 1, timeout=70)
-            count = 1
+            cache.set(key, events, timeout=70)
+            count = events
     if count > limit:
         retry_after = max(1, 60 - int(time.time() % 60))
         raise RejectEvent(429, f"Rate limit of {limit} events per minute exceeded.", retry_after)

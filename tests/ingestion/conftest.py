@@ -1,0 +1,201 @@
+"""Fixtures for the ingestion tests: integrations of each kind, a database that is
+really unavailable, and a live server (optionally over TLS) for real clients."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import ipaddress
+import json
+import ssl
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.cache import cache
+from django.core.servers.basehttp import WSGIServer
+from django.db import connections
+from django.test.testcases import LiveServerThread, QuietWSGIRequestHandler, _StaticFilesHandler
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits():
+    # Rate-limit windows live in the (process-local) cache; integration ids repeat
+    # across tests on a fresh database, so start every test with empty windows.
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def pd_integration(service_a, make_integration):
+    return make_integration(service_a, "pagerduty")
+
+
+@pytest.fixture
+def am_integration(service_a, make_integration):
+    return make_integration(service_a, "alertmanager")
+
+
+@pytest.fixture
+def grafana_integration(service_a, make_integration):
+    return make_integration(service_a, "grafana")
+
+
+def post_json(client, url: str, body: Any, **extra):
+    data = body if isinstance(body, bytes | str) else json.dumps(body)
+    return client.post(url, data, content_type="application/json", **extra)
+
+
+# --------------------------------------------------------------------------- outage
+
+
+@contextlib.contextmanager
+def database_unavailable(alias: str = "default") -> Iterator[None]:
+    """Swap the connection for one to a database that cannot be reached (a SQLite
+    file in a missing directory, or a PostgreSQL port nobody listens on). The test's
+    own connection, and its transaction, are kept aside and restored afterwards."""
+    original = connections[alias]
+    settings_dict = dict(original.settings_dict)
+    if original.vendor == "sqlite":
+        settings_dict["NAME"] = "/nonexistent-ircore-dir/unreachable.sqlite3"
+    else:
+        settings_dict["HOST"] = "127.0.0.1"
+        settings_dict["PORT"] = str(_closed_port())
+        settings_dict["OPTIONS"] = {**settings_dict.get("OPTIONS", {}), "connect_timeout": 2}
+    broken = original.__class__(settings_dict, alias)
+    connections[alias] = broken
+    try:
+        yield
+    finally:
+        connections[alias] = original
+        with contextlib.suppress(Exception):
+            broken.close()
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]  # closed again when the block ends
+
+
+# --------------------------------------------------------------------------- live server
+
+
+def make_self_signed_cert(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 made with ``cryptography``; returns (cert, key)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+class _SerialWSGIServer(WSGIServer):
+    """One request at a time: the in-memory SQLite test database is a single shared
+    connection, which two request threads must not use at once. Django's handler
+    answers ``Connection: close`` on a non-threaded server, so no client can hold it."""
+
+    ssl_context: ssl.SSLContext | None = None
+
+    def __init__(self, *args, connections_override=None, **kwargs):
+        super().__init__(*args, **kwargs)
+
+    def get_request(self):
+        sock, addr = self.socket.accept()
+        if self.ssl_context is not None:
+            sock.settimeout(10)
+            sock = self.ssl_context.wrap_socket(sock, server_side=True)
+        return sock, addr
+
+
+class _LiveServerThread(LiveServerThread):
+    def __init__(self, *args, ssl_context: ssl.SSLContext | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.ssl_context = ssl_context
+
+    def _create_server(self, connections_override=None):
+        server = _SerialWSGIServer((self.host, self.port), QuietWSGIRequestHandler,
+                                   allow_reuse_address=False)
+        server.ssl_context = self.ssl_context
+        return server
+
+
+class LiveServer:
+    def __init__(self, ssl_context: ssl.SSLContext | None = None):
+        override = {
+            conn.alias: conn
+            for conn in connections.all()
+            if conn.vendor == "sqlite" and conn.is_in_memory_db()
+        }
+        self.thread = _LiveServerThread("127.0.0.1", _StaticFilesHandler,
+                                        connections_override=override, ssl_context=ssl_context)
+        self.thread.daemon = True
+        self.scheme = "https" if ssl_context else "http"
+
+    def start(self) -> None:
+        for conn in self.thread.connections_override.values():
+            conn.inc_thread_sharing()
+        self.thread.start()
+        self.thread.is_ready.wait()
+        if self.thread.error:
+            raise self.thread.error
+
+    def stop(self) -> None:
+        self.thread.terminate()
+        for conn in self.thread.connections_override.values():
+            conn.dec_thread_sharing()
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://127.0.0.1:{self.thread.port}"
+
+
+@pytest.fixture
+def live_http_server(transactional_db) -> Iterator[LiveServer]:
+    server = LiveServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def live_https_server(transactional_db, tmp_path) -> Iterator[tuple[LiveServer, Path]]:
+    cert, key = make_self_signed_cert(tmp_path)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server = LiveServer(context)
+    server.start()
+    yield server, cert
+    server.stop()
