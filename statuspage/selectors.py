@@ -1,0 +1,218 @@
+"""Reads for status pages: what a visitor sees, computed once per page change."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.contrib.auth.models import AnonymousUser
+from django.db.models import Prefetch, QuerySet
+from django.utils import timezone
+
+from ircore import permissions
+from statuspage.models import (
+    Component,
+    ComponentGroup,
+    ComponentStatus,
+    ComponentStatusChange,
+    Impact,
+    Maintenance,
+    PublicIncident,
+    PublicUpdate,
+    StatusPage,
+)
+from statuspage.uptime import STATUS_RANK, DayUptime, uptime_days, uptime_percent
+
+UPTIME_DAYS = 90
+
+# Statuspage's page status: (indicator, description).
+_STATUS_FROM_COMPONENT = {
+    ComponentStatus.MAJOR_OUTAGE: ("critical", "Major System Outage"),
+    ComponentStatus.PARTIAL_OUTAGE: ("major", "Partial System Outage"),
+    ComponentStatus.DEGRADED_PERFORMANCE: ("minor", "Degraded Performance"),
+    ComponentStatus.UNDER_MAINTENANCE: ("maintenance", "Service Under Maintenance"),
+}
+_STATUS_FROM_IMPACT = {
+    Impact.CRITICAL: ("critical", "Major System Outage"),
+    Impact.MAJOR: ("major", "Partial System Outage"),
+    Impact.MINOR: ("minor", "Minor Service Outage"),
+}
+_INDICATOR_RANK = {"none": 0, "maintenance": 1, "minor": 2, "major": 3, "critical": 4}
+
+
+def page_can_view(page: StatusPage, user: object) -> bool:
+    if page.is_public:
+        return True
+    user = user or AnonymousUser()
+    return bool(getattr(user, "is_authenticated", False)) and permissions.can_view_team(user, page.team_id)
+
+
+def page_status(components: list[Component], open_incidents: list[PublicIncident]) -> tuple[str, str]:
+    """(indicator, description): the worst of the components and of open incidents' impact."""
+    best = ("none", "All Systems Operational")
+    worst_component = max(
+        (c.status for c in components),
+        key=lambda s: STATUS_RANK.get(s, 0),
+        default=ComponentStatus.OPERATIONAL,
+    )
+    candidates = [_STATUS_FROM_COMPONENT.get(worst_component, best)]
+    candidates += [_STATUS_FROM_IMPACT[i.impact] for i in open_incidents if i.impact in _STATUS_FROM_IMPACT]
+    return max(candidates + [best], key=lambda pair: _INDICATOR_RANK[pair[0]])
+
+
+def published_incidents(page: StatusPage) -> QuerySet[PublicIncident]:
+    return (
+        PublicIncident.objects.filter(page=page, published=True)
+        .prefetch_related(
+            Prefetch("updates", queryset=PublicUpdate.objects.order_by("-created_at", "-id")),
+            Prefetch("components", queryset=Component.objects.order_by("position", "id")),
+        )
+        .order_by("-started_at", "-id")
+    )
+
+
+def published_maintenances(page: StatusPage) -> QuerySet[Maintenance]:
+    return (
+        Maintenance.objects.filter(page=page, published=True)
+        .prefetch_related(
+            Prefetch("updates", queryset=PublicUpdate.objects.order_by("-created_at", "-id")),
+            Prefetch("components", queryset=Component.objects.order_by("position", "id")),
+        )
+        .order_by("scheduled_for", "id")
+    )
+
+
+@dataclass
+class ComponentView:
+    component: Component
+    days: list[DayUptime] = field(default_factory=list)
+    uptime: float | None = None
+
+
+@dataclass
+class GroupView:
+    group: ComponentGroup | None
+    components: list[ComponentView]
+
+    @property
+    def worst_status(self) -> str:
+        return max(
+            (c.component.status for c in self.components),
+            key=lambda s: STATUS_RANK.get(s, 0),
+            default=ComponentStatus.OPERATIONAL,
+        )
+
+
+@dataclass
+class PageOverview:
+    page: StatusPage
+    indicator: str
+    description: str
+    groups: list[GroupView]
+    components: list[Component]
+    open_incidents: list[PublicIncident]
+    active_maintenances: list[Maintenance]
+    upcoming_maintenances: list[Maintenance]
+    now: datetime
+
+
+def component_uptimes(
+    components: list[Component], *, tz, now: datetime, days: int = UPTIME_DAYS
+) -> dict[int, list[DayUptime]]:
+    """Per-day uptime of each component, from one query on the status log."""
+    since = now - timedelta(days=days + 1)
+    by_component: dict[int, list[tuple[datetime, str, str]]] = defaultdict(list)
+    rows = (
+        ComponentStatusChange.objects.filter(component__in=[c.pk for c in components], changed_at__gte=since)
+        .order_by("changed_at", "id")
+        .values_list("component_id", "changed_at", "old_status", "new_status")
+    )
+    for component_id, at, old, new in rows:
+        by_component[component_id].append((at, old, new))
+    result = {}
+    for component in components:
+        changes = by_component.get(component.pk, [])
+        # Every change goes through the service, so the status before the first logged
+        # change in the window is that change's old status; without one it is the current.
+        initial = changes[0][1] if changes else component.status
+        result[component.pk] = uptime_days(
+            changes=[(at, new) for at, _old, new in changes],
+            initial_status=initial,
+            tz=tz,
+            now=now,
+            days=days,
+            tracked_from=component.created_at,
+        )
+    return result
+
+
+def page_overview(page: StatusPage, *, now: datetime | None = None) -> PageOverview:
+    now = now or timezone.now()
+    components = list(Component.objects.filter(page=page).order_by("position", "id"))
+    groups = list(ComponentGroup.objects.filter(page=page).order_by("position", "id"))
+    uptimes = component_uptimes([c for c in components if c.show_uptime], tz=page.tz, now=now)
+    views: dict[int | None, list[ComponentView]] = defaultdict(list)
+    for component in components:
+        if component.only_show_if_degraded and component.status == ComponentStatus.OPERATIONAL:
+            continue
+        days = uptimes.get(component.pk, [])
+        views[component.group_id].append(
+            ComponentView(component, days, uptime_percent(days) if days else None)
+        )
+    group_views = [GroupView(None, views[None])] if views.get(None) else []
+    # Groups and loose components interleave by position, as on Statuspage.
+    group_views += [GroupView(g, views[g.pk]) for g in groups if views.get(g.pk)]
+    group_views.sort(key=lambda gv: gv.group.position if gv.group else -1)
+    open_incidents = [i for i in published_incidents(page).exclude(status=PublicIncident.Status.RESOLVED)]
+    maintenances = list(published_maintenances(page).exclude(status=Maintenance.Status.COMPLETED))
+    active = [m for m in maintenances if m.status != Maintenance.Status.SCHEDULED]
+    upcoming = [
+        m for m in maintenances if m.status == Maintenance.Status.SCHEDULED and m.scheduled_until > now
+    ]
+    indicator, description = page_status(components, open_incidents)
+    return PageOverview(
+        page=page,
+        indicator=indicator,
+        description=description,
+        groups=group_views,
+        components=components,
+        open_incidents=open_incidents,
+        active_maintenances=active,
+        upcoming_maintenances=upcoming,
+        now=now,
+    )
+
+
+def incident_history(page: StatusPage, *, months: int = 3, now: datetime | None = None) -> list[tuple]:
+    """[(first day of month, [incidents])] newest month first, for the last ``months`` months,
+    months without incidents included (the page says "No incidents reported")."""
+    now = (now or timezone.now()).astimezone(page.tz)
+    first = now.date().replace(day=1)
+    starts = [first]
+    for _ in range(months - 1):
+        prev = (starts[-1] - timedelta(days=1)).replace(day=1)
+        starts.append(prev)
+    incidents = list(
+        published_incidents(page)
+        .filter(status=PublicIncident.Status.RESOLVED)
+        .filter(started_at__gte=datetime.combine(starts[-1], datetime.min.time(), tzinfo=page.tz))
+    )
+    maintenances = list(
+        published_maintenances(page)
+        .filter(status=Maintenance.Status.COMPLETED)
+        .filter(scheduled_for__gte=datetime.combine(starts[-1], datetime.min.time(), tzinfo=page.tz))
+    )
+    buckets: dict[tuple[int, int], list] = defaultdict(list)
+    for item in incidents:
+        local = item.started_at.astimezone(page.tz)
+        buckets[(local.year, local.month)].append(item)
+    for item in maintenances:
+        local = item.scheduled_for.astimezone(page.tz)
+        buckets[(local.year, local.month)].append(item)
+    result = []
+    for start in starts:
+        items = buckets.get((start.year, start.month), [])
+        items.sort(key=lambda x: getattr(x, "started_at", None) or x.scheduled_for, reverse=True)
+        result.append((start, items))
+    return result

@@ -1,0 +1,95 @@
+"""django-q2 tasks: thin, take ids, call the subscriber/export code. The *_enqueue
+helpers are called after commit so a task never sees a row that is not there yet."""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.db import transaction
+from django_q.tasks import async_task
+
+log = logging.getLogger(__name__)
+
+
+def notify_enqueue(*, update_id: int) -> None:
+    async_task("statuspage.tasks.notify_update", update_id, task_name=f"statuspage-notify-{update_id}")
+
+
+def confirmation_enqueue(*, subscriber_id: int) -> None:
+    async_task("statuspage.tasks.send_confirmation", subscriber_id)
+
+
+def component_change_enqueue(*, change_id: int) -> None:
+    transaction.on_commit(lambda: async_task("statuspage.tasks.notify_component_change", change_id))
+
+
+def export_enqueue(*, page_id: int) -> None:
+    if getattr(settings, "STATUSPAGE_EXPORT_DIR", ""):
+        transaction.on_commit(lambda: async_task("statuspage.tasks.export_page", page_id))
+
+
+def notify_update(update_id: int) -> int:
+    """Fan out one update: one delivery task per subscriber, so a failing webhook is
+    retried alone and never delays or repeats the others."""
+    from statuspage.models import PublicUpdate
+    from statuspage.subscribers import recipients_for
+
+    update = (
+        PublicUpdate.objects.select_related("incident__page", "maintenance__page")
+        .filter(pk=update_id)
+        .first()
+    )
+    if update is None:
+        return 0
+    item = update.incident or update.maintenance
+    component_ids = set(item.components.values_list("pk", flat=True))
+    recipients = recipients_for(page=item.page, component_ids=component_ids)
+    for subscriber in recipients:
+        async_task("statuspage.tasks.deliver_update", update_id, subscriber.pk)
+    return len(recipients)
+
+
+def deliver_update(update_id: int, subscriber_id: int) -> str:
+    from statuspage.subscribers import update_deliver
+
+    return update_deliver(update_id=update_id, subscriber_id=subscriber_id)
+
+
+def send_confirmation(subscriber_id: int) -> bool:
+    from statuspage.subscribers import confirmation_send
+
+    return confirmation_send(subscriber_id=subscriber_id)
+
+
+def notify_component_change(change_id: int) -> int:
+    from statuspage.models import ComponentStatusChange, Subscriber
+    from statuspage.subscribers import recipients_for
+
+    change = ComponentStatusChange.objects.select_related("component__page").filter(pk=change_id).first()
+    if change is None:
+        return 0
+    recipients = [
+        s
+        for s in recipients_for(page=change.component.page, component_ids={change.component_id})
+        if s.kind == Subscriber.Kind.WEBHOOK
+    ]
+    for subscriber in recipients:
+        async_task("statuspage.tasks.deliver_component_change", change_id, subscriber.pk)
+    return len(recipients)
+
+
+def deliver_component_change(change_id: int, subscriber_id: int) -> str:
+    from statuspage.subscribers import component_change_deliver
+
+    return component_change_deliver(change_id=change_id, subscriber_id=subscriber_id)
+
+
+def export_page(page_id: int) -> str:
+    from statuspage.export import page_export
+    from statuspage.models import StatusPage
+
+    page = StatusPage.objects.filter(pk=page_id).first()
+    if page is None:
+        return ""
+    return str(page_export(page=page, directory=settings.STATUSPAGE_EXPORT_DIR))

@@ -1,0 +1,125 @@
+"""Incidents drive linked components and public incidents (receivers of incidents.signals)."""
+
+import pytest
+
+from incidents import services as incident_services
+from incidents.events import AlertEvent
+from incidents.models import TimelineEntry
+from statuspage.models import ComponentServiceLink, PublicIncident, UpdateTemplate
+
+
+@pytest.fixture
+def integration(service_a, make_integration):
+    return make_integration(service_a, "generic")
+
+
+def trigger(integration, django_capture_on_commit_callbacks, **kw):
+    kw.setdefault("summary", "db-7 disk full")
+    with django_capture_on_commit_callbacks(execute=True):
+        return incident_services.alert_ingest(integration=integration, event=AlertEvent(**kw)).incident
+
+
+def test_shipped_templates_exist(db):
+    events = set(UpdateTemplate.objects.filter(page=None).values_list("event", flat=True))
+    assert {"triggered", "acknowledged", "resolved"} <= events
+
+
+def test_automatic_link_publishes_and_follows_the_incident(
+    page, api_component, service_a, integration, responder, django_capture_on_commit_callbacks
+):
+    ComponentServiceLink.objects.create(component=api_component, service=service_a, mode="automatic")
+    incident = trigger(integration, django_capture_on_commit_callbacks, severity="SEV1")
+    public = PublicIncident.objects.get(source_incident=incident)
+    api_component.refresh_from_db()
+    assert public.published and public.impact == "critical"
+    assert public.name == "Service disruption: Payments API"
+    # The internal alert text is not leaked by the shipped template.
+    assert "db-7" not in public.updates.get().body
+    assert api_component.status == "major_outage"
+    assert TimelineEntry.objects.filter(incident=incident, kind="status_page").exists()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        incident_services.incident_acknowledge(incident=incident, user=responder, via="web")
+    public.refresh_from_db()
+    assert public.status == "identified"
+
+    with django_capture_on_commit_callbacks(execute=True):
+        incident_services.incident_resolve(incident=incident, user=responder, via="web")
+    public.refresh_from_db()
+    api_component.refresh_from_db()
+    assert public.status == "resolved"
+    assert api_component.status == "operational"
+    assert list(public.updates.values_list("status", flat=True)) == [
+        "resolved",
+        "identified",
+        "investigating",
+    ]
+
+
+def test_draft_link_opens_an_unpublished_incident(
+    page, api_component, service_a, integration, django_capture_on_commit_callbacks
+):
+    ComponentServiceLink.objects.create(component=api_component, service=service_a, mode="draft")
+    incident = trigger(integration, django_capture_on_commit_callbacks, severity="SEV2")
+    public = PublicIncident.objects.get(source_incident=incident)
+    api_component.refresh_from_db()
+    assert not public.published and public.impact == "major"
+    assert api_component.status == "operational"
+
+
+def test_page_template_overrides_shipped_one_and_severity_mapping_is_configurable(
+    page, api_component, service_a, integration, django_capture_on_commit_callbacks
+):
+    ComponentServiceLink.objects.create(
+        component=api_component, service=service_a, mode="automatic", sev3_status="partial_outage"
+    )
+    UpdateTemplate.objects.create(
+        page=page,
+        name="ours",
+        event="triggered",
+        update_status="identified",
+        title="Trouble with {{ service }}",
+        body="Severity {{ severity }} on {{ page }}.",
+    )
+    incident = trigger(integration, django_capture_on_commit_callbacks, severity="SEV3")
+    public = PublicIncident.objects.get(source_incident=incident)
+    api_component.refresh_from_db()
+    assert public.name == "Trouble with payments-api"
+    assert public.status == "identified"
+    assert public.updates.get().body == "Severity SEV3 on Acme Status."
+    assert api_component.status == "partial_outage"
+
+
+def test_component_only_link_and_another_open_incident_holds_the_component(
+    page, api_component, service_a, integration, django_capture_on_commit_callbacks
+):
+    ComponentServiceLink.objects.create(component=api_component, service=service_a, mode="component_only")
+    first = trigger(integration, django_capture_on_commit_callbacks, severity="SEV2", dedup_key="a")
+    trigger(integration, django_capture_on_commit_callbacks, severity="SEV2", dedup_key="b")
+    assert PublicIncident.objects.count() == 0
+    with django_capture_on_commit_callbacks(execute=True):
+        incident_services.incident_resolve(incident=first, user=None, via="system")
+    api_component.refresh_from_db()
+    assert api_component.status == "partial_outage"
+
+
+def test_unlinked_service_changes_nothing(
+    page, api_component, integration, django_capture_on_commit_callbacks
+):
+    trigger(integration, django_capture_on_commit_callbacks, severity="SEV1")
+    api_component.refresh_from_db()
+    assert api_component.status == "operational"
+    assert PublicIncident.objects.count() == 0
+
+
+def test_severity_raise_updates_component(
+    page, api_component, service_a, integration, django_capture_on_commit_callbacks
+):
+    ComponentServiceLink.objects.create(component=api_component, service=service_a, mode="automatic")
+    trigger(integration, django_capture_on_commit_callbacks, severity="SEV3", dedup_key="k")
+    api_component.refresh_from_db()
+    assert api_component.status == "degraded_performance"
+    trigger(integration, django_capture_on_commit_callbacks, severity="SEV1", dedup_key="k")
+    api_component.refresh_from_db()
+    assert api_component.status == "major_outage"
+    assert PublicIncident.objects.get().impact == "critical"
