@@ -5,7 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
-from django.db.models import QuerySet
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 
 from ircore import permissions
@@ -66,19 +69,26 @@ class TeamScopedAdmin(admin.ModelAdmin):
             return permissions.is_any_team_manager(request.user)
         return permissions.can_manage_team(request.user, self._team_id(obj))
 
+    def choice_team_ids(self, request: HttpRequest) -> set[int] | None:
+        """Teams whose objects may be picked in this admin's forms: the teams the user may
+        write to here (all visible teams when responders may change, else managed ones)."""
+        if self.responders_can_change:
+            return permissions.visible_team_ids(request.user)
+        return permissions.managed_team_ids(request.user)
+
     def scope_team_choices(self, db_field: Any, request: HttpRequest, kwargs: dict) -> None:
-        """Limit foreign-key choices to the objects of teams the user may manage."""
+        """Limit foreign-key choices to the objects of teams the user may write to, so a
+        form can never point at another team's service or integration."""
         model = db_field.related_model
+        ids = self.choice_team_ids(request)
+        if ids is None:
+            return
         if model is Team:
-            ids = permissions.managed_team_ids(request.user)
-            if ids is not None:
-                kwargs["queryset"] = Team.objects.filter(pk__in=ids)
+            kwargs["queryset"] = Team.objects.filter(pk__in=ids)
         elif hasattr(model, "team"):
-            kwargs["queryset"] = permissions.scope_queryset(model._default_manager.all(), request.user)
+            kwargs["queryset"] = model._default_manager.filter(team__in=ids)
         elif hasattr(model, "service"):
-            kwargs["queryset"] = permissions.scope_queryset(
-                model._default_manager.all(), request.user, "service__team"
-            )
+            kwargs["queryset"] = model._default_manager.filter(service__team__in=ids)
 
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         self.scope_team_choices(db_field, request, kwargs)
@@ -90,9 +100,27 @@ class TeamScopedAdmin(admin.ModelAdmin):
 
 
 class TeamMembershipInline(admin.TabularInline):
+    """Members of a team. Non-superuser staff hold no Django model permissions, so the
+    team's managers are granted the inline explicitly."""
+
     model = TeamMembership
     extra = 1
     autocomplete_fields = ["user"]
+
+    def _manages(self, request: HttpRequest, obj: Any) -> bool:
+        return obj is not None and permissions.can_manage_team(request.user, obj.pk)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return obj is None or permissions.can_view_team(request.user, obj.pk)
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return permissions.sees_all_teams(request.user) or self._manages(request, obj)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return permissions.sees_all_teams(request.user) or self._manages(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return permissions.sees_all_teams(request.user) or self._manages(request, obj)
 
 
 @admin.register(Team)
@@ -103,12 +131,66 @@ class TeamAdmin(TeamScopedAdmin):
     prepopulated_fields = {"slug": ["name"]}
     inlines = [TeamMembershipInline]
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).annotate(_members=Count("memberships"))
+
     def has_add_permission(self, request: HttpRequest) -> bool:
         return permissions.sees_all_teams(request.user)
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return permissions.sees_all_teams(request.user)
 
-    @admin.display(description="members")
+    @admin.display(description="members", ordering="_members")
     def member_count(self, obj: Team) -> int:
-        return obj.memberships.count()
+        return obj._members
+
+
+User = get_user_model()
+
+
+class IrcoreUserAdmin(UserAdmin):
+    """Django's user admin, plus: team managers may *search* users (the autocomplete
+    behind "add a member" and role pickers) without being able to browse or edit them.
+
+    The autocomplete endpoint only asks ``has_view_permission(request)``; the pages
+    themselves still require the real Django permission.
+    """
+
+    def _django_perm(self, request: HttpRequest, obj: Any = None) -> bool:
+        return super().has_view_permission(request, obj)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if self._django_perm(request, obj):
+            return True
+        return obj is None and permissions.is_any_team_manager(request.user)
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return super().has_module_permission(request) and self._django_perm(request)
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> Any:
+        if not self._django_perm(request):
+            # Managers picking people: active staff accounts only, nothing else.
+            queryset = queryset.filter(is_active=True, is_staff=True)
+        return super().get_search_results(request, queryset, search_term)
+
+    def _require_django_perm(self, request: HttpRequest) -> None:
+        if not self._django_perm(request):
+            raise PermissionDenied
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> Any:
+        self._require_django_perm(request)
+        return super().changelist_view(request, extra_context)
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
+                    extra_context: dict | None = None) -> Any:
+        self._require_django_perm(request)
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def history_view(self, request: HttpRequest, object_id: str, extra_context: dict | None = None) -> Any:
+        self._require_django_perm(request)
+        return super().history_view(request, object_id, extra_context)
+
+
+if admin.site.is_registered(User):
+    admin.site.unregister(User)
+admin.site.register(User, IrcoreUserAdmin)

@@ -1,0 +1,360 @@
+"""The incidents changelist and incident page of the console.
+
+The page is read-only as a model form: every change is a button or a small form that
+POSTs (with CSRF) to ``<id>/do/<action>/``, which calls ``incidents.services`` and
+reports the outcome as a message. The changelist runs a constant number of queries
+whatever the page size and never counts alerts (``Incident.alert_count`` is kept by
+the pipeline).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
+from django.db.models import Q, QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.shortcuts import redirect
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from incidents.admin import (
+    CappedCountPaginator,
+    ScopedRelatedFilter,
+    _incident_number,
+    person,
+    severity_badge,
+    short_age,
+    status_badge,
+)
+from incidents.models import Alert, Incident, Priority, Severity
+from incidents.services import (
+    ReopenConflict,
+    Via,
+    incident_acknowledge,
+    incident_add_note,
+    incident_assign_roles,
+    incident_escalate,
+    incident_mitigate,
+    incident_reopen,
+    incident_resolve,
+    incident_set_priority,
+    incident_set_severity,
+    incident_unacknowledge,
+    incidents_bulk,
+)
+from ircore import permissions
+from ircore.admin import TeamScopedAdmin
+
+User = get_user_model()
+
+ALERTS_SHOWN = 25
+TIMELINE_SHOWN = 100
+
+
+class NoteForm(forms.Form):
+    text = forms.CharField(label="Note", widget=forms.Textarea(attrs={"rows": 3}), max_length=10_000)
+
+
+class SeverityForm(forms.Form):
+    severity = forms.ChoiceField(choices=Severity.choices)
+
+
+class PriorityForm(forms.Form):
+    priority = forms.ChoiceField(choices=Priority.choices)
+
+
+class RolesForm(forms.Form):
+    commander = forms.ModelChoiceField(queryset=User.objects.none(), required=False,
+                                       label="Incident commander")
+    communication_lead = forms.ModelChoiceField(queryset=User.objects.none(), required=False)
+    responders = forms.ModelMultipleChoiceField(queryset=User.objects.none(), required=False,
+                                                widget=forms.CheckboxSelectMultiple)
+    stakeholders = forms.ModelMultipleChoiceField(queryset=User.objects.none(), required=False,
+                                                  widget=forms.CheckboxSelectMultiple)
+    war_room_url = forms.URLField(required=False, max_length=500, label="War room link",
+                                  assume_scheme="https")
+
+    def __init__(self, *args: Any, incident: Incident, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # People are picked among the incident's team: a small list, and it keeps other
+        # teams' staff out of sight.
+        members = User.objects.filter(team_memberships__team=incident.team_id, is_active=True).order_by(
+            "first_name", "username")
+        for name in ("commander", "communication_lead", "responders", "stakeholders"):
+            self.fields[name].queryset = members
+            self.fields[name].label_from_instance = person
+
+
+def _form_errors(form: forms.Form) -> str:
+    parts = []
+    for name, errors in form.errors.items():
+        label = form.fields[name].label or name.replace("_", " ") if name in form.fields else ""
+        parts.append(f"{str(label).capitalize()}: {' '.join(errors)}" if label else " ".join(errors))
+    return " ".join(parts)
+
+
+@admin.register(Incident)
+class IncidentAdmin(TeamScopedAdmin):
+    responders_can_change = True
+    list_display = ["ref_display", "title_display", "severity_display", "priority", "status_display",
+                    "service", "age", "acknowledged_by_display", "alert_count"]
+    list_display_links = ["ref_display", "title_display"]
+    list_filter = ["status", "severity", "priority", ("service", ScopedRelatedFilter),
+                   ("team", ScopedRelatedFilter), "triggered_at", "in_maintenance"]
+    list_select_related = ["service", "acknowledged_by"]
+    list_per_page = 50
+    search_fields = ["title"]
+    search_help_text = "INC-42 or 42, words of the title or of an alert's summary."
+    paginator = CappedCountPaginator
+    show_full_result_count = False
+    actions = ["acknowledge_selected", "resolve_selected"]
+    change_form_template = "admin/incidents/incident/change_form.html"
+    fields = ["title", "status", "severity", "priority", "service", "team"]
+
+    # ---------------------------------------------------------------- permissions
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        # Incidents come from alerts (or an integration's test alert), never a bare form.
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # The record of what happened is kept; resolve instead.
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # No model-form edits; the page's buttons are governed by "act" below.
+        return False
+
+    def has_act_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if obj is None:
+            return permissions.is_team_member(request.user)
+        return permissions.can_view_team(request.user, obj.team_id)
+
+    # ---------------------------------------------------------------- changelist
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> Any:
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        number = _incident_number(term)
+        if number is not None and not term.isdigit():
+            return queryset.filter(number=number), False
+        matches = Q(title__icontains=term) | Q(
+            pk__in=Alert.objects.filter(summary__icontains=term).values("incident_id")
+        )
+        if number is not None:
+            matches |= Q(number=number)
+        return queryset.filter(matches), False
+
+    @admin.display(description="ref", ordering="number")
+    def ref_display(self, obj: Incident) -> str:
+        return obj.ref
+
+    @admin.display(description="title")
+    def title_display(self, obj: Incident) -> str:
+        title = obj.title if len(obj.title) <= 80 else obj.title[:79] + "…"
+        if obj.in_maintenance:
+            return format_html('{} <span class="ir-badge ir-muted">maintenance</span>', title)
+        return title
+
+    @admin.display(description="severity", ordering="severity")
+    def severity_display(self, obj: Incident) -> str:
+        return severity_badge(obj.severity)
+
+    @admin.display(description="status", ordering="status")
+    def status_display(self, obj: Incident) -> str:
+        return status_badge(obj.status)
+
+    @admin.display(description="age", ordering="triggered_at")
+    def age(self, obj: Incident) -> str:
+        if obj.resolved_at:
+            return format_html('<span title="resolved after">{}</span>',
+                               "✓ " + short_age(obj.triggered_at, obj.resolved_at))
+        return short_age(obj.triggered_at)
+
+    @admin.display(description="acknowledged by")
+    def acknowledged_by_display(self, obj: Incident) -> str:
+        return person(obj.acknowledged_by) if obj.acknowledged_by_id else "-"
+
+    # ---------------------------------------------------------------- bulk actions
+
+    def _bulk(self, request: HttpRequest, queryset: QuerySet, action: Callable[..., bool], verb: str) -> None:
+        selected = list(queryset)
+        done = incidents_bulk(incidents=selected, action=action, user=request.user, via=Via.WEB)
+        level = messages.SUCCESS if done else messages.WARNING
+        unchanged = len(selected) - done
+        self.message_user(request, f"{verb} {done} incident(s)"
+                          + (f"; {unchanged} already were or could not be." if unchanged else "."), level)
+
+    @admin.action(description="Acknowledge selected incidents", permissions=["act"])
+    def acknowledge_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._bulk(request, queryset, incident_acknowledge, "Acknowledged")
+
+    @admin.action(description="Resolve selected incidents", permissions=["act"])
+    def resolve_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._bulk(request, queryset, incident_resolve, "Resolved")
+
+    # ---------------------------------------------------------------- incident page
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
+                    extra_context: dict | None = None) -> HttpResponse:
+        incident = self.get_object(request, unquote(object_id))
+        context = dict(extra_context or {})
+        if incident is not None:
+            context.update(self._page_context(request, incident))
+        return super().change_view(request, object_id, form_url, context)
+
+    def _page_context(self, request: HttpRequest, incident: Incident) -> dict[str, Any]:
+        incident = (
+            Incident.objects.select_related("service", "team", "commander", "communication_lead",
+                                            "acknowledged_by", "resolved_by")
+            .prefetch_related("responders", "stakeholders").get(pk=incident.pk)
+        )
+        alerts = list(incident.alerts.select_related("integration").order_by("-received_at", "-id")
+                      [:ALERTS_SHOWN])
+        timeline = list(incident.timeline.select_related("actor").order_by("-created_at", "-id")
+                        [:TIMELINE_SHOWN + 1])
+        roles_initial = {
+            "commander": incident.commander, "communication_lead": incident.communication_lead,
+            "responders": list(incident.responders.all()), "stakeholders": list(incident.stakeholders.all()),
+            "war_room_url": incident.war_room_url,
+        }
+        can_act = self.has_act_permission(request, incident)
+        Status = Incident.Status
+        return {
+            "incident": incident,
+            "can_act": can_act,
+            "age": short_age(incident.triggered_at, incident.resolved_at),
+            "alerts": alerts,
+            "alerts_more": max(incident.alert_count - len(alerts), 0),
+            "alerts_url": reverse("admin:incidents_alert_changelist") + f"?incident__id__exact={incident.pk}",
+            "timeline": timeline[:TIMELINE_SHOWN],
+            "timeline_more": len(timeline) > TIMELINE_SHOWN,
+            "timeline_url": reverse("admin:incidents_timelineentry_changelist")
+            + f"?incident__id__exact={incident.pk}",
+            "buttons": [
+                (name, label, style) for name, label, style, allowed in [
+                    ("acknowledge", "Acknowledge", "primary", incident.status == Status.TRIGGERED),
+                    ("unacknowledge", "Un-acknowledge", "", incident.status == Status.ACKNOWLEDGED),
+                    ("mitigate", "Mark mitigated", "", incident.is_open and not incident.mitigated_at),
+                    ("resolve", "Resolve", "success", incident.is_open),
+                    ("escalate", "Escalate", "danger", incident.is_open),
+                    ("reopen", "Reopen", "", incident.status == Status.RESOLVED),
+                ] if allowed
+            ] if can_act else [],
+            "note_form": NoteForm(auto_id="id_note_%s"),
+            "severity_form": SeverityForm(initial={"severity": incident.severity}, auto_id="id_sev_%s"),
+            "priority_form": PriorityForm(initial={"priority": incident.priority}, auto_id="id_prio_%s"),
+            "roles_form": RolesForm(initial=roles_initial, incident=incident, auto_id="id_roles_%s"),
+            "severity_badge": severity_badge(incident.severity),
+            "status_badge": status_badge(incident.status),
+            "title": f"{incident.ref} {incident.title}"[:120],
+        }
+
+    def get_urls(self) -> list:
+        view = self.admin_site.admin_view(self.act_view)
+        return [path("<path:object_id>/do/<slug:action>/", view, name="incidents_incident_act"),
+                *super().get_urls()]
+
+    def act_view(self, request: HttpRequest, object_id: str, action: str) -> HttpResponse:
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        handler = self._handlers().get(action)
+        incident = self.get_object(request, unquote(object_id))
+        if incident is None or handler is None:
+            raise Http404("No such incident or action.")
+        if not self.has_act_permission(request, incident):
+            raise PermissionDenied
+        handler(request, incident)
+        return redirect("admin:incidents_incident_change", incident.pk)
+
+    def _handlers(self) -> dict[str, Callable[[HttpRequest, Incident], None]]:
+        def transition(service: Callable[..., bool], done: str, noop: str) -> Callable:
+            def handle(request: HttpRequest, incident: Incident) -> None:
+                if service(incident=incident, user=request.user, via=Via.WEB):
+                    self.message_user(request, f"{incident.ref} {done}.", messages.SUCCESS)
+                else:
+                    incident.refresh_from_db(fields=["status"])
+                    self.message_user(request, f"{incident.ref} is {incident.get_status_display().lower()}: "
+                                      f"{noop}.", messages.WARNING)
+            return handle
+
+        return {
+            "acknowledge": transition(incident_acknowledge, "acknowledged", "nothing to acknowledge"),
+            "unacknowledge": transition(incident_unacknowledge, "is triggered again",
+                                        "it was not acknowledged"),
+            "resolve": transition(incident_resolve, "resolved", "it was already resolved"),
+            "reopen": self._reopen,
+            "mitigate": transition(incident_mitigate, "marked mitigated",
+                                   "it is resolved or already mitigated"),
+            "escalate": transition(incident_escalate, "escalated", "a resolved incident cannot escalate"),
+            "note": self._note,
+            "severity": self._severity,
+            "priority": self._priority,
+            "roles": self._roles,
+        }
+
+    def _reopen(self, request: HttpRequest, incident: Incident) -> None:
+        try:
+            changed = incident_reopen(incident=incident, user=request.user, via=Via.WEB)
+        except ReopenConflict as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return
+        if changed:
+            self.message_user(request, f"{incident.ref} reopened.", messages.SUCCESS)
+        else:
+            self.message_user(request, f"{incident.ref} is open: nothing to reopen.", messages.WARNING)
+
+    def _note(self, request: HttpRequest, incident: Incident) -> None:
+        form = NoteForm(request.POST)
+        if not form.is_valid():
+            self.message_user(request, f"Note not added. {_form_errors(form)}", messages.ERROR)
+            return
+        try:
+            incident_add_note(incident=incident, user=request.user, text=form.cleaned_data["text"],
+                              via=Via.WEB)
+        except ValueError as exc:
+            self.message_user(request, f"Note not added: {exc}", messages.ERROR)
+            return
+        self.message_user(request, f"Note added to {incident.ref}.", messages.SUCCESS)
+
+    def _severity(self, request: HttpRequest, incident: Incident) -> None:
+        form = SeverityForm(request.POST)
+        if not form.is_valid():
+            self.message_user(request, f"Severity not changed. {_form_errors(form)}", messages.ERROR)
+            return
+        value = form.cleaned_data["severity"]
+        if incident_set_severity(incident=incident, severity=value, user=request.user, via=Via.WEB):
+            self.message_user(request, f"{incident.ref} is now {value}.", messages.SUCCESS)
+        else:
+            self.message_user(request, f"{incident.ref} already is {value}.", messages.WARNING)
+
+    def _priority(self, request: HttpRequest, incident: Incident) -> None:
+        form = PriorityForm(request.POST)
+        if not form.is_valid():
+            self.message_user(request, f"Priority not changed. {_form_errors(form)}", messages.ERROR)
+            return
+        value = form.cleaned_data["priority"]
+        if incident_set_priority(incident=incident, priority=value, user=request.user, via=Via.WEB):
+            self.message_user(request, f"{incident.ref} is now {value}.", messages.SUCCESS)
+        else:
+            self.message_user(request, f"{incident.ref} already is {value}.", messages.WARNING)
+
+    def _roles(self, request: HttpRequest, incident: Incident) -> None:
+        form = RolesForm(request.POST, incident=incident)
+        if not form.is_valid():
+            self.message_user(request, f"Roles not changed. {_form_errors(form)}", messages.ERROR)
+            return
+        changed = incident_assign_roles(incident=incident, user=request.user, via=Via.WEB,
+                                        **form.cleaned_data)
+        if changed:
+            names = ", ".join(name.replace("_", " ") for name in changed)
+            self.message_user(request, f"{incident.ref}: updated {names}.", messages.SUCCESS)
+        else:
+            self.message_user(request, f"{incident.ref}: roles unchanged.", messages.WARNING)
