@@ -200,6 +200,9 @@ SPECTACULAR_SETTINGS = {
 INGEST_MAX_BODY_BYTES = env_int("INGEST_MAX_BODY_BYTES", 512 * 1024)
 INGEST_RATE_LIMIT_PER_MINUTE = env_int("INGEST_RATE_LIMIT_PER_MINUTE", 6000)
 
+# Postmortems: resolved incidents of these severities owe one (listed on the dashboard).
+POSTMORTEM_REQUIRED_SEVERITIES = env_list("POSTMORTEM_REQUIRED_SEVERITIES", ["SEV1", "SEV2"])
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
