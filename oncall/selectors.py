@@ -1,0 +1,171 @@
+"""Reads: load schedules into the engine's plain data (a fixed number of queries for
+any number of schedules) and answer who is on call."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.contrib.auth import get_user_model
+from django.db.models import Q, QuerySet
+
+from oncall import schedule_engine as engine
+from oncall.models import Override, Rotation, RotationMember, Schedule, parse_hhmm
+
+_WEEKDAY_INDEX = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
+
+
+def restrictions_to_windows(restrictions: list[dict]) -> tuple[engine.Window, ...]:
+    return tuple(
+        engine.Window(_WEEKDAY_INDEX[day], parse_hhmm(item["start"]), parse_hhmm(item["end"]))
+        for item in restrictions or []
+        for day in item["days"]
+    )
+
+
+def member_periods(rows: Iterable[RotationMember]) -> tuple[engine.MemberPeriod, ...]:
+    """Turn versioned member rows into consecutive periods with the ordered list in force."""
+    rows = list(rows)
+    cuts = sorted(
+        {r.effective_from for r in rows if r.effective_from is not None}
+        | {r.effective_until for r in rows if r.effective_until is not None}
+    )
+    bounds: list[datetime | None] = [None, *cuts, None]
+    periods: list[engine.MemberPeriod] = []
+    for start, end in zip(bounds, bounds[1:], strict=False):
+
+        def active(r: RotationMember, start: datetime | None = start) -> bool:
+            began = r.effective_from is None or (start is not None and r.effective_from <= start)
+            ongoing = r.effective_until is None or start is None or r.effective_until > start
+            return began and ongoing
+
+        in_force = sorted((r for r in rows if active(r)), key=lambda r: (r.position, r.id))
+        users = tuple(r.user_id for r in in_force)
+        if periods and periods[-1].user_ids == users:
+            periods[-1] = engine.MemberPeriod(users, periods[-1].start, end)
+        else:
+            periods.append(engine.MemberPeriod(users, start, end))
+    return tuple(p for p in periods if p.user_ids)
+
+
+def rotation_to_layer(rotation: Rotation, members: Iterable[RotationMember]) -> engine.Layer:
+    return engine.Layer(
+        id=rotation.pk,
+        priority=rotation.priority,
+        name=rotation.name,
+        anchor=datetime.combine(rotation.handoff_date, rotation.handoff_time),
+        shift_amount=rotation.shift_amount,
+        shift_unit=rotation.shift_unit,
+        members=member_periods(members),
+        windows=restrictions_to_windows(rotation.restrictions),
+    )
+
+
+def schedule_specs(
+    *,
+    schedules: Iterable[Schedule] | QuerySet[Schedule],
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> list[engine.ScheduleSpec]:
+    """Engine specs for ``schedules`` in three queries (rotations, members, overrides).
+    Only overrides overlapping [start, end) are loaded when a span is given."""
+    schedules = list(schedules)
+    ids = [s.pk for s in schedules]
+    rotations: dict[int, list[Rotation]] = defaultdict(list)
+    for rotation in Rotation.objects.filter(schedule_id__in=ids):
+        rotations[rotation.schedule_id].append(rotation)
+    members: dict[int, list[RotationMember]] = defaultdict(list)
+    for row in RotationMember.objects.filter(rotation__schedule_id__in=ids).only(
+        "rotation_id", "user_id", "position", "effective_from", "effective_until"
+    ):
+        members[row.rotation_id].append(row)
+    overrides: dict[int, list[engine.OverrideSpec]] = defaultdict(list)
+    qs = Override.objects.filter(schedule_id__in=ids)
+    if start is not None:
+        qs = qs.filter(end__gt=start)
+    if end is not None:
+        qs = qs.filter(start__lt=end)
+    for o in qs.values_list("id", "schedule_id", "start", "end", "kind", "user_id", "replaced_user_id"):
+        overrides[o[1]].append(engine.OverrideSpec(o[0], o[2], o[3], o[4], o[5], o[6]))
+    return [
+        engine.ScheduleSpec(
+            id=s.pk,
+            name=s.name,
+            timezone=s.timezone,
+            layers=tuple(rotation_to_layer(r, members[r.pk]) for r in rotations[s.pk]),
+            overrides=tuple(overrides[s.pk]),
+        )
+        for s in schedules
+    ]
+
+
+def schedule_spec(
+    *, schedule: Schedule, start: datetime | None = None, end: datetime | None = None
+) -> engine.ScheduleSpec:
+    return schedule_specs(schedules=[schedule], start=start, end=end)[0]
+
+
+def schedule_oncall_at(*, schedule: Schedule, at: datetime) -> tuple[engine.OnCall, ...]:
+    spec = schedule_spec(schedule=schedule, start=at, end=at + timedelta(microseconds=1))
+    return engine.oncall_at(spec, at)
+
+
+def schedule_shifts(
+    *, schedule: Schedule, start: datetime, end: datetime, include_gaps: bool = True
+) -> list[engine.Shift]:
+    spec = schedule_spec(schedule=schedule, start=start, end=end)
+    return engine.final_schedule(spec, start, end, include_gaps=include_gaps)
+
+
+@dataclass(frozen=True)
+class ScheduleNow:
+    schedule: Schedule
+    oncall: tuple[engine.OnCall, ...]
+    next_handoff: datetime | None
+
+
+def schedules_oncall_at(
+    *, schedules: Iterable[Schedule] | QuerySet[Schedule], at: datetime, with_next_handoff: bool = False
+) -> list[ScheduleNow]:
+    """Who is on call at ``at`` in each schedule (fixed number of queries)."""
+    schedules = list(schedules)
+    horizon = timedelta(days=60)
+    specs = schedule_specs(
+        schedules=schedules,
+        start=at,
+        end=at + horizon if with_next_handoff else at + timedelta(microseconds=1),
+    )
+    return [
+        ScheduleNow(
+            schedule,
+            engine.oncall_at(spec, at),
+            engine.next_handoff(spec, at, horizon=horizon) if with_next_handoff else None,
+        )
+        for schedule, spec in zip(schedules, specs, strict=True)
+    ]
+
+
+def user_shifts(
+    *, user_id: int, start: datetime, end: datetime, schedules: QuerySet[Schedule] | None = None
+) -> list[engine.Shift]:
+    """A person's final shifts across the schedules they can appear in (as rotation
+    member or override person), sorted by start; ``schedule_id`` says where."""
+    if schedules is None:
+        schedules = Schedule.objects.all()
+    schedules = schedules.filter(
+        Q(rotations__members__user_id=user_id) | Q(overrides__user_id=user_id, overrides__end__gt=start)
+    ).distinct()
+    shifts: list[engine.Shift] = []
+    for spec in schedule_specs(schedules=schedules, start=start, end=end):
+        shifts.extend(
+            s for s in engine.final_schedule(spec, start, end, include_gaps=False) if s.user_id == user_id
+        )
+    shifts.sort(key=lambda s: (s.start, s.schedule_id or 0))
+    return shifts
+
+
+def users_by_id(ids: Iterable[int | None]) -> dict[int, object]:
+    wanted = {i for i in ids if i is not None}
+    return {u.pk: u for u in get_user_model().objects.filter(pk__in=wanted)} if wanted else {}
