@@ -194,6 +194,14 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Tag operations by resource (incidents, services, ...) rather than "v1".
+    "SCHEMA_PATH_PREFIX": r"/api/v[0-9]+",
+    # One schema name per choice set shared by several fields.
+    "ENUM_NAME_OVERRIDES": {
+        "SeverityEnum": "incidents.models.Severity",
+        "PriorityEnum": "incidents.models.Priority",
+        "TeamRoleEnum": "ircore.models.TeamMembership.Role",
+    },
 }
 
 # Ingestion limits (per integration; an integration may override the rate).
