@@ -100,6 +100,10 @@ class Rotation(models.Model):
     shift_unit = models.CharField(max_length=10, choices=Unit.choices, default=Unit.WEEKS)
     handoff_date = models.DateField(help_text="Any date with a handoff (e.g. a Monday for weekly).")
     handoff_time = models.TimeField(default=time(9, 0), help_text="Local time of the handoff.")
+    timezone = models.CharField(
+        max_length=64, blank=True, validators=[validate_timezone],
+        help_text="Optional: this layer's own time zone (follow-the-sun). Empty: the schedule's.",
+    )
     restrictions = models.JSONField(
         default=list,
         blank=True,

@@ -10,6 +10,8 @@ Semantics, in one place:
 * Member list k-th shift goes to ``members[k % len(members)]`` using the list in force
   at that instant (``MemberPeriod``); a list change splits a shift at its effective
   time and never touches what came before it.
+* A layer may have its own time zone (follow-the-sun); its anchor and windows are then
+  in that zone.
 * Restrictions are weekday time windows in local time; a window whose end is not after
   its start runs past midnight (nights). Outside the windows the layer has nobody.
 * Layers: the highest ``priority`` with someone on call wins, lower layers fill gaps.
@@ -75,6 +77,7 @@ class Layer:
     members: tuple[MemberPeriod, ...]
     windows: tuple[Window, ...] = ()
     name: str = ""
+    timezone: str | None = None  # the layer's own zone (follow-the-sun); None: the schedule's
 
     @property
     def step(self) -> timedelta:
@@ -184,6 +187,8 @@ def _in_windows(windows: Sequence[Window], local: datetime) -> bool:
 
 def layer_user_at(layer: Layer, tz: ZoneInfo, at: datetime) -> int | None:
     """The user a single layer puts on call at ``at`` (restrictions applied)."""
+    if layer.timezone:
+        tz = _zone(layer.timezone)
     local = _to_local_naive(at, tz)
     if not _in_windows(layer.windows, local):
         return None
@@ -236,6 +241,8 @@ def layer_segments(
 ) -> list[tuple[datetime, datetime, int]]:
     """(start, end, user_id) stretches where this layer has someone on call within
     [start, end), in order, non-overlapping."""
+    if layer.timezone:
+        tz = _zone(layer.timezone)
     step = layer.step
     k = _shift_index(layer, _to_local_naive(start, tz)) - 1
     raw: list[tuple[datetime, datetime, int]] = []

@@ -60,6 +60,7 @@ def rotation_to_layer(rotation: Rotation, members: Iterable[RotationMember]) -> 
         shift_unit=rotation.shift_unit,
         members=member_periods(members),
         windows=restrictions_to_windows(rotation.restrictions),
+        timezone=rotation.timezone or None,
     )
 
 
