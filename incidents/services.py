@@ -133,6 +133,7 @@ def alert_ingest(
     with transaction.atomic():
         if not event.dedup_key:
             event.dedup_key = uuid.uuid4().hex
+        given_key = event.dedup_key
         rules = _rules_for(service.team_id)
         triage = triage_apply(rules, event, service_id=service.pk, integration_id=integration.pk)
         if triage.route_to_service_id and triage.route_to_service_id != service.pk:
@@ -168,7 +169,7 @@ def alert_ingest(
             return IngestResult(alert, None, alert.outcome, alert.outcome_detail)
         if event.action == AlertAction.TRIGGER:
             return _ingest_trigger(alert, service, window, rule_names, now)
-        return _ingest_ack_or_resolve(alert, integration, now)
+        return _ingest_ack_or_resolve(alert, integration, now, given_key)
 
 
 def _open_incident_locked(service_id: int, dedup_key: str) -> Incident | None:
@@ -264,8 +265,34 @@ def _incident_open(
     return incident
 
 
-def _ingest_ack_or_resolve(alert: Alert, integration: Integration, now: datetime) -> IngestResult:
+def _open_incident_of_integration(integration: Integration, keys: set[str]) -> Incident | None:
+    """The open incident, anywhere in the team, that this integration's alerts with one
+    of ``keys`` went to. Triage may have routed the trigger to another service or built
+    its key from fields an acknowledge/resolve does not carry (PagerDuty's carry only
+    the key the trigger's answer returned); like PagerDuty, only the integration that
+    sent the trigger can acknowledge or resolve it this way."""
+    pk = (
+        Incident.objects.filter(
+            team_id=integration.service.team_id, dedup_key__in=keys,
+            status__in=[Status.TRIGGERED, Status.ACKNOWLEDGED], alerts__integration=integration,
+        )
+        .order_by("-triggered_at")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if pk is None:
+        return None
+    return Incident.objects.select_for_update().filter(pk=pk).exclude(status=Status.RESOLVED).first()
+
+
+def _ingest_ack_or_resolve(
+    alert: Alert, integration: Integration, now: datetime, given_key: str
+) -> IngestResult:
     incident = _open_incident_locked(alert.service_id, alert.dedup_key)
+    if incident is None:
+        incident = _open_incident_of_integration(integration, {alert.dedup_key, given_key})
+        if incident is not None:
+            alert.service_id, alert.dedup_key = incident.service_id, incident.dedup_key
     if incident is None:
         alert.outcome = Alert.Outcome.NO_OPEN_INCIDENT
         alert.outcome_detail = (

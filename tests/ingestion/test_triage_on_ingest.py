@@ -1,0 +1,109 @@
+"""Triage rules and maintenance windows applied to events from each adapter."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.utils import timezone
+
+from incidents.models import Alert, Incident, MaintenanceWindow, Service, TriageRule
+from tests.ingestion.conftest import post_json
+from tests.ingestion.test_alertmanager import am_alert, notification
+
+ENQUEUE = "/integrations/pagerduty/v2/enqueue"
+
+
+def pd_trigger(integration, summary, severity="info", key=None, **payload):
+    event = {"routing_key": integration.token, "event_action": "trigger",
+             "payload": {"summary": summary, "source": "db1", "severity": severity, **payload}}
+    if key:
+        event["dedup_key"] = key
+    return event
+
+
+def test_database_down_rule_makes_sev1_p1(client, team_a, pd_integration):
+    TriageRule.objects.create(team=team_a, name="Database down is critical",
+                              match_keywords="database down\nDB unreachable",
+                              set_severity="SEV1", set_priority="P1")
+    r = post_json(client, ENQUEUE, pd_trigger(pd_integration, "Primary DATABASE DOWN in eu-1"))
+    assert r.status_code == 202
+    incident = Incident.objects.get()
+    assert (incident.severity, incident.priority) == ("SEV1", "P1")
+    triage = incident.timeline.get(kind="triage")
+    assert "Database down is critical" in triage.message
+
+    # Keywords also match the rendered custom_details, not only the summary.
+    post_json(client, ENQUEUE, pd_trigger(pd_integration, "replica lag", key="other",
+                                          custom_details={"note": "db unreachable from app"}))
+    assert Incident.objects.get(dedup_key="other").severity == "SEV1"
+    # An event that does not match keeps the source's severity.
+    post_json(client, ENQUEUE, pd_trigger(pd_integration, "cache miss rate", key="third"))
+    assert Incident.objects.get(dedup_key="third").severity == "SEV4"
+
+
+def test_suppress_keeps_the_alert_but_opens_nothing(client, team_a, am_integration):
+    TriageRule.objects.create(team=team_a, name="Ignore staging", match_labels={"env": "stag*"},
+                              suppress=True)
+    staging = am_alert("s1")
+    staging["labels"]["env"] = "staging"
+    prod = am_alert("p1")
+    prod["labels"]["env"] = "production"
+    r = post_json(client, f"/integrations/alertmanager/{am_integration.token}/",
+                  notification(staging, prod))
+    assert [x["outcome"] for x in r.json()["results"]] == ["suppressed", "opened"]
+    assert Alert.objects.get(dedup_key="s1").incident is None
+    assert list(Incident.objects.values_list("dedup_key", flat=True)) == ["p1"]
+
+
+def test_route_to_another_service_of_the_team(client, team_a, service_a, pd_integration,
+                                              make_integration):
+    database = Service.objects.create(team=team_a, name="database")
+    TriageRule.objects.create(team=team_a, name="DB alerts to database", match_source="db*",
+                              route_to_service=database)
+    key = post_json(client, ENQUEUE, pd_trigger(pd_integration, "slow queries")).json()["dedup_key"]
+    incident = Incident.objects.get()
+    assert incident.service == database
+    assert Alert.objects.get().service == database
+    # The resolve carries no source, so the rule does not route it: it still finds the
+    # incident its trigger opened, because it comes through the same integration ...
+    other = make_integration(service_a, "pagerduty")
+    resolve = {"routing_key": other.token, "event_action": "resolve", "dedup_key": key}
+    assert post_json(client, ENQUEUE, resolve).json()["outcome"] == "no_open_incident"
+    r = post_json(client, ENQUEUE, {**resolve, "routing_key": pd_integration.token})
+    assert r.json()["outcome"] == "resolved" and r.json()["incident"] == incident.ref
+    incident.refresh_from_db()
+    assert incident.status == "resolved"
+    assert Alert.objects.filter(service=database, action="resolve").count() == 1
+
+
+def test_set_dedup_key_groups_alerts_by_label(client, team_a, am_integration):
+    TriageRule.objects.create(team=team_a, name="One incident per alertname",
+                              set_dedup_key="am:{labels[alertname]}")
+    body = notification(am_alert("f1"), am_alert("f2", instance="https://b"))
+    r = post_json(client, f"/integrations/alertmanager/{am_integration.token}/", body)
+    assert [x["outcome"] for x in r.json()["results"]] == ["opened", "grouped"]
+    incident = Incident.objects.get()
+    assert incident.dedup_key == "am:ProbeFailure" and incident.alert_count == 2
+    # The resolved notification goes through the same rule, so it finds the incident.
+    body = notification(am_alert("f1", "resolved"))
+    r = post_json(client, f"/integrations/alertmanager/{am_integration.token}/", body)
+    assert r.json()["results"][0]["outcome"] == "resolved"
+
+
+def test_generated_key_is_returned_after_triage(client, team_a, pd_integration):
+    TriageRule.objects.create(team=team_a, name="Per source", set_dedup_key="src:{source}")
+    r = post_json(client, ENQUEUE, pd_trigger(pd_integration, "x"))
+    assert r.json()["dedup_key"] == "src:db1"
+    resolve = {"routing_key": pd_integration.token, "event_action": "resolve", "dedup_key": "src:db1"}
+    assert post_json(client, ENQUEUE, resolve).json()["outcome"] == "resolved"
+
+
+def test_alerts_in_maintenance_are_kept_and_marked(client, team_a, service_a, pd_integration):
+    now = timezone.now()
+    window = MaintenanceWindow.objects.create(team=team_a, starts_at=now - timedelta(minutes=5),
+                                              ends_at=now + timedelta(hours=1), reason="DB upgrade")
+    window.services.add(service_a)
+    post_json(client, ENQUEUE, pd_trigger(pd_integration, "db restarting", "critical"))
+    incident = Incident.objects.get()
+    assert incident.in_maintenance and Alert.objects.get().in_maintenance
+    assert incident.timeline.filter(kind="maintenance").exists()
