@@ -314,6 +314,10 @@ class PublicUpdate(models.Model):
     def __str__(self) -> str:
         return f"{self.status}: {self.body[:60]}"
 
+    @property
+    def status_label(self) -> str:
+        return self.status.replace("_", " ").capitalize()
+
 
 class Subscriber(models.Model):
     class Kind(models.TextChoices):

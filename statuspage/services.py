@@ -30,7 +30,8 @@ MAX_BODY = 20_000
 
 def page_touch(*, page_id: int, at: datetime | None = None) -> None:
     """Mark the page changed: invalidates its render cache, ETag and Last-Modified."""
-    StatusPage.objects.filter(pk=page_id).update(changed_at=at or timezone.now())
+    # Always the real time, even for back-dated changes: Last-Modified must only move forward.
+    StatusPage.objects.filter(pk=page_id).update(changed_at=timezone.now())
     from statuspage import tasks
 
     tasks.export_enqueue(page_id=page_id)

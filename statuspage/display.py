@@ -1,0 +1,103 @@
+"""Presentation helpers for the public page: labels, symbols, and the uptime bars.
+
+The 90-day bars are built here as one SVG string per component rather than in a
+template loop: 50 components x 90 days is 4,500 rectangles, and a template loop over
+them would dominate an uncached render.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
+
+from statuspage.uptime import DayUptime, format_duration
+
+STATUS_LABEL = {
+    "operational": "Operational",
+    "degraded_performance": "Degraded performance",
+    "partial_outage": "Partial outage",
+    "major_outage": "Major outage",
+    "under_maintenance": "Under maintenance",
+}
+# A symbol next to every colour, so status is never told by colour alone.
+STATUS_SYMBOL = {
+    "operational": "\u2714",  # heavy check mark
+    "degraded_performance": "\u25b2",  # triangle
+    "partial_outage": "\u25c6",  # diamond
+    "major_outage": "\u2716",  # heavy x
+    "under_maintenance": "\u2692",  # hammer and pick
+}
+INDICATOR_CLASS = {
+    "none": "operational",
+    "minor": "degraded_performance",
+    "major": "partial_outage",
+    "critical": "major_outage",
+    "maintenance": "under_maintenance",
+}
+IMPACT_CLASS = {
+    "none": "none",
+    "minor": "minor",
+    "major": "major",
+    "critical": "critical",
+    "maintenance": "maint",
+}
+
+BAR_WIDTH, BAR_GAP, BAR_HEIGHT = 3, 2, 34
+
+
+def day_label(day: date) -> str:
+    return f"{day:%b} {day.day}, {day.year}"
+
+
+def day_title(day: DayUptime) -> str:
+    label = day_label(day.day)
+    if not day.has_data:
+        return f"{label}: no data"
+    uptime = day.uptime or 0.0
+    parts = [
+        f"{STATUS_LABEL.get(status, status).lower()} {format_duration(secs)}"
+        for status, secs in sorted(day.seconds_by_status.items(), key=lambda kv: -kv[1])
+        if secs >= 30
+    ]
+    detail = "; ".join(parts) if parts else "no incidents"
+    return f"{label}: {format_percent(uptime)} uptime ({detail})"
+
+
+def day_class(day: DayUptime) -> str:
+    if not day.has_data:
+        return "nodata"
+    worst = day.worst_status
+    if worst in ("operational",) or day.seconds_by_status.get(worst, 0) < 30:
+        return "operational"
+    return worst
+
+
+def format_percent(value: float | None) -> str:
+    if value is None:
+        return "no data"
+    # Never round a bad day up to 100%: show 99.99% unless it really is 100.
+    if value < 1.0:
+        return f"{min(value * 100, 99.99):.2f}%"
+    return "100%"
+
+
+def uptime_bars_svg(days: list[DayUptime], name: str) -> SafeString:
+    width = len(days) * (BAR_WIDTH + BAR_GAP) - BAR_GAP
+    rects = []
+    for i, day in enumerate(days):
+        rects.append(
+            f'<rect x="{i * (BAR_WIDTH + BAR_GAP)}" y="0" width="{BAR_WIDTH}" height="{BAR_HEIGHT}" '
+            f'class="day {day_class(day)}"><title>{escape(day_title(day))}</title></rect>'
+        )
+    return mark_safe(  # noqa: S308 - every interpolated text is escaped above
+        f'<svg class="bars" viewBox="0 0 {width} {BAR_HEIGHT}" preserveAspectRatio="none" role="img" '
+        f'aria-label="{escape(name)}: uptime per day for the last {len(days)} days">'
+        + "".join(rects)
+        + "</svg>"
+    )
+
+
+def bad_days(days: list[DayUptime]) -> int:
+    return sum(1 for d in days if d.has_data and day_class(d) not in ("operational", "nodata"))

@@ -1,0 +1,302 @@
+"""The public status page (server-rendered, no JavaScript), its incident and
+maintenance pages, history, and the subscribe / confirm / unsubscribe flow.
+
+Pages are cached per page change (StatusPage.changed_at), per day in the page's time
+zone (the uptime bars move at midnight) and per variant; the same key gives the ETag,
+so a repeat visitor gets a 304 without any rendering.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from datetime import datetime, time
+
+from django.contrib.auth.views import redirect_to_login
+from django.core.cache import cache
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.template.loader import render_to_string
+from django.utils import timezone
+from django.utils.cache import get_conditional_response
+from django.utils.http import http_date
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods
+
+from statuspage import display
+from statuspage.models import Maintenance, PublicIncident, StatusPage
+from statuspage.selectors import (
+    incident_history,
+    page_can_view,
+    page_overview,
+    published_incidents,
+    published_maintenances,
+)
+from statuspage.subscribers import (
+    SubscriberTokenError,
+    subscriber_confirm,
+    subscriber_subscribe_email,
+    subscriber_unsubscribe,
+)
+from statuspage.uptime import UPTIME_RULE
+
+CACHE_SECONDS = 300
+SUBSCRIBE_LIMIT = (5, 600)  # attempts per client address per window (seconds)
+
+
+class _Refused(Exception):
+    def __init__(self, response: HttpResponse) -> None:
+        self.response = response
+
+
+def page_for(request: HttpRequest, slug: str) -> StatusPage:
+    """The page, if this visitor may see it: login-only pages send anonymous visitors to
+    the sign-in page and are a 404 for signed-in people outside the team."""
+    page = get_object_or_404(StatusPage, slug=slug)
+    if not page_can_view(page, request.user):
+        if not request.user.is_authenticated:
+            raise _Refused(redirect_to_login(request.get_full_path(), login_url="/admin/login/"))
+        raise Http404("No such status page.")
+    return page
+
+
+def refusing(view: Callable) -> Callable:
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        try:
+            return view(request, *args, **kwargs)
+        except _Refused as refused:
+            return refused.response
+
+    wrapper.__name__ = view.__name__
+    wrapper.__doc__ = view.__doc__
+    return wrapper
+
+
+def cached_response(
+    request: HttpRequest,
+    page: StatusPage,
+    variant: str,
+    render_body: Callable[[], str | bytes],
+    content_type: str = "text/html; charset=utf-8",
+    *,
+    headers: dict[str, str] | None = None,
+) -> HttpResponse:
+    now = timezone.now()
+    local_day = now.astimezone(page.tz).date()
+    key = f"statuspage:{page.pk}:{variant}:{page.changed_at.timestamp():.6f}:{local_day.isoformat()}"
+    etag = '"' + hashlib.sha256(key.encode()).hexdigest()[:24] + '"'
+    # Midnight in the page's time zone also changes the page (the uptime bars move on).
+    midnight = datetime.combine(local_day, time.min, tzinfo=page.tz)
+    last_modified = int(max(page.changed_at, midnight).timestamp())
+    response = get_conditional_response(request, etag=etag, last_modified=last_modified)
+    if response is None:
+        body = cache.get(key)
+        if body is None:
+            body = render_body()
+            cache.set(key, body, CACHE_SECONDS)
+        response = HttpResponse(body, content_type=content_type)
+    response["ETag"] = etag
+    response["Last-Modified"] = http_date(last_modified)
+    # Login-only pages must never sit in a shared cache.
+    response["Cache-Control"] = "public, max-age=30" if page.is_public else "private, no-cache"
+    response["Vary"] = "Cookie" if not page.is_public else "Accept-Encoding"
+    for name, value in (headers or {}).items():
+        response[name] = value
+    return response
+
+
+def page_context(page: StatusPage) -> dict:
+    overview = page_overview(page)
+    groups = []
+    for group_view in overview.groups:
+        rows = []
+        for cv in group_view.components:
+            rows.append(
+                {
+                    "component": cv.component,
+                    "label": display.STATUS_LABEL[cv.component.status],
+                    "symbol": display.STATUS_SYMBOL[cv.component.status],
+                    "bars": display.uptime_bars_svg(cv.days, cv.component.name) if cv.days else "",
+                    "uptime": display.format_percent(cv.uptime) if cv.days else "",
+                    "bad_days": display.bad_days(cv.days),
+                }
+            )
+        worst = group_view.worst_status
+        groups.append(
+            {
+                "group": group_view.group,
+                "rows": rows,
+                "worst": worst,
+                "label": display.STATUS_LABEL[worst],
+                "symbol": display.STATUS_SYMBOL[worst],
+            }
+        )
+    return {
+        "page": page,
+        "overview": overview,
+        "groups": groups,
+        "banner_class": display.INDICATOR_CLASS[overview.indicator],
+        "banner_symbol": display.STATUS_SYMBOL[display.INDICATOR_CLASS[overview.indicator]],
+        "history": incident_history(page, months=3),
+        "uptime_rule": UPTIME_RULE,
+        "uptime_days": 90,
+        "legend": [(k, v, display.STATUS_SYMBOL[k]) for k, v in display.STATUS_LABEL.items()],
+    }
+
+
+def render_page_html(page: StatusPage, request: HttpRequest | None = None) -> str:
+    return render_to_string("statuspage/page.html", page_context(page), request=None)
+
+
+@refusing
+@require_http_methods(["GET", "HEAD"])
+def page_view(request: HttpRequest, slug: str) -> HttpResponse:
+    page = page_for(request, slug)
+    return cached_response(request, page, "page", lambda: render_page_html(page))
+
+
+def render_incident_html(page: StatusPage, item: PublicIncident | Maintenance) -> str:
+    is_maintenance = isinstance(item, Maintenance)
+    return render_to_string(
+        "statuspage/incident.html",
+        {
+            "page": page,
+            "item": item,
+            "is_maintenance": is_maintenance,
+            "updates": list(item.updates.all()),
+            "components": list(item.components.all()),
+        },
+    )
+
+
+@refusing
+@require_http_methods(["GET", "HEAD"])
+def incident_view(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    page = page_for(request, slug)
+    item = get_object_or_404(published_incidents(page), pk=pk)
+    return cached_response(request, page, f"incident-{pk}", lambda: render_incident_html(page, item))
+
+
+@refusing
+@require_http_methods(["GET", "HEAD"])
+def maintenance_view(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    page = page_for(request, slug)
+    item = get_object_or_404(published_maintenances(page), pk=pk)
+    return cached_response(request, page, f"maintenance-{pk}", lambda: render_incident_html(page, item))
+
+
+def render_history_html(page: StatusPage) -> str:
+    return render_to_string(
+        "statuspage/history.html", {"page": page, "history": incident_history(page, months=12)}
+    )
+
+
+@refusing
+@require_http_methods(["GET", "HEAD"])
+def history_view(request: HttpRequest, slug: str) -> HttpResponse:
+    page = page_for(request, slug)
+    return cached_response(request, page, "history", lambda: render_history_html(page))
+
+
+def _client_address(request: HttpRequest) -> str:
+    return request.META.get("REMOTE_ADDR", "unknown")
+
+
+def _rate_limited(request: HttpRequest, page: StatusPage) -> bool:
+    limit, window = SUBSCRIBE_LIMIT
+    key = f"statuspage:subscribe-rate:{page.pk}:{_client_address(request)}"
+    if cache.add(key, 1, window):
+        return False
+    try:
+        count = cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.add(key, 1, window)
+        return False
+    return count > limit
+
+
+@refusing
+@require_http_methods(["GET", "POST"])
+def subscribe_view(request: HttpRequest, slug: str) -> HttpResponse:
+    page = page_for(request, slug)
+    if not page.allow_subscriptions:
+        raise Http404("This page does not take subscriptions.")
+    components = list(page.components.order_by("position", "id"))
+    context = {"page": page, "components": components, "email": "", "chosen": set(), "error": ""}
+    if request.method == "GET":
+        return render(request, "statuspage/subscribe.html", context)
+    email = request.POST.get("email", "").strip()
+    try:
+        chosen = {int(pk) for pk in request.POST.getlist("components")}
+    except ValueError:
+        chosen = set()
+    context.update(email=email, chosen=chosen)
+    if _rate_limited(request, page):
+        context["error"] = (
+            "Too many subscription attempts from your network. Please try again in a few minutes."
+        )
+        return render(request, "statuspage/subscribe.html", context, status=429)
+    try:
+        subscriber_subscribe_email(page=page, email=email, component_ids=chosen)
+    except ValidationError as exc:
+        context["error"] = " ".join(exc.messages)
+        return render(request, "statuspage/subscribe.html", context, status=400)
+    return render(
+        request,
+        "statuspage/message.html",
+        {
+            "page": page,
+            "heading": "Check your inbox",
+            "message": f"We sent a confirmation link to {email}. Your subscription starts when you click it.",
+        },
+    )
+
+
+@refusing
+@require_http_methods(["GET"])
+def confirm_view(request: HttpRequest, slug: str, token: str) -> HttpResponse:
+    page = page_for(request, slug)
+    try:
+        subscriber = subscriber_confirm(page=page, token=token)
+    except SubscriberTokenError as exc:
+        return render(
+            request,
+            "statuspage/message.html",
+            {"page": page, "heading": "Link not valid", "message": str(exc)},
+            status=400,
+        )
+    return render(
+        request,
+        "statuspage/message.html",
+        {
+            "page": page,
+            "heading": "Subscription confirmed",
+            "message": f"{subscriber.email} will receive updates from {page.title}.",
+        },
+    )
+
+
+@csrf_exempt  # RFC 8058 one-click: mail clients POST without a CSRF token; the signed token is the proof.
+@refusing
+@require_http_methods(["GET", "POST"])
+def unsubscribe_view(request: HttpRequest, slug: str, token: str) -> HttpResponse:
+    page = get_object_or_404(StatusPage, slug=slug)
+    if request.method == "GET":
+        # A GET only asks: link scanners in mail systems must not unsubscribe anyone.
+        return render(request, "statuspage/unsubscribe.html", {"page": page, "token": token})
+    try:
+        removed = subscriber_unsubscribe(page=page, token=token)
+    except SubscriberTokenError as exc:
+        return render(
+            request,
+            "statuspage/message.html",
+            {"page": page, "heading": "Link not valid", "message": str(exc)},
+            status=400,
+        )
+    message = (
+        "You will not receive any more updates." if removed else "This subscription was already removed."
+    )
+    return render(
+        request, "statuspage/message.html", {"page": page, "heading": "Unsubscribed", "message": message}
+    )
