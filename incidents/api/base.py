@@ -84,7 +84,7 @@ class TeamScopedModelViewSet(TeamScopedViewSetMixin, viewsets.ModelViewSet):
         try:
             instance.delete()
         except ProtectedError as exc:
-            blockers = sorted({type(obj)._meta.verbose_name_plural for obj in exc.protected_objects})
+            blockers = sorted({str(type(obj)._meta.verbose_name_plural) for obj in exc.protected_objects})
             raise Conflict(
                 f"{instance} cannot be deleted while it has {', '.join(blockers)}; "
                 "they keep the history of what happened."
