@@ -11,6 +11,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("integrations/", include("incidents.urls")),
     path("status/", include("statuspage.urls")),
+    path("oncall/", include("oncall.urls")),
     path("api/v1/", include("ircore.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

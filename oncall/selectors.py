@@ -148,18 +148,30 @@ def schedules_oncall_at(
     ]
 
 
+def schedules_of_user(
+    *, user_id: int, start: datetime, schedules: QuerySet[Schedule] | None = None
+) -> list[Schedule]:
+    """Schedules where the person can appear: rotation member (any period) or in an
+    override ending after ``start``."""
+    if schedules is None:
+        schedules = Schedule.objects.all()
+    ids = set(RotationMember.objects.filter(user_id=user_id).values_list("rotation__schedule_id", flat=True))
+    ids |= set(
+        Override.objects.filter(Q(user_id=user_id) | Q(replaced_user_id=user_id), end__gt=start).values_list(
+            "schedule_id", flat=True
+        )
+    )
+    return list(schedules.filter(pk__in=ids).select_related("team"))
+
+
 def user_shifts(
     *, user_id: int, start: datetime, end: datetime, schedules: QuerySet[Schedule] | None = None
 ) -> list[engine.Shift]:
-    """A person's final shifts across the schedules they can appear in (as rotation
-    member or override person), sorted by start; ``schedule_id`` says where."""
-    if schedules is None:
-        schedules = Schedule.objects.all()
-    schedules = schedules.filter(
-        Q(rotations__members__user_id=user_id) | Q(overrides__user_id=user_id, overrides__end__gt=start)
-    ).distinct()
+    """A person's final shifts across their schedules, sorted by start; ``schedule_id``
+    says where."""
+    found = schedules_of_user(user_id=user_id, start=start, schedules=schedules)
     shifts: list[engine.Shift] = []
-    for spec in schedule_specs(schedules=schedules, start=start, end=end):
+    for spec in schedule_specs(schedules=found, start=start, end=end):
         shifts.extend(
             s for s in engine.final_schedule(spec, start, end, include_gaps=False) if s.user_id == user_id
         )
