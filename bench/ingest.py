@@ -1,0 +1,270 @@
+"""Ingestion benchmark: gunicorn serving ircore on PostgreSQL, load from a separate
+process (bench/loadgen.py), each run verified in the database afterwards.
+
+Every event is processed inline in the request (stored, triaged, incident opened or
+updated, timeline written), so a 2xx answer means "fully processed"; the check after
+each run proves it: one new alert per 2xx, each attached to an incident with an
+``opened``/``grouped`` outcome, one timeline entry per alert, incident alert counts
+adding up.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from bench.pg import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+PATHS = {
+    "pagerduty": "/integrations/pagerduty/v2/enqueue",
+    "alertmanager": "/integrations/alertmanager/{token}/",
+    "generic": "/integrations/generic/{token}/",
+    "bare": "/bench/bare/",
+}
+# A run opens one incident per key, then groups the rest of the events into them: the
+# mix a real alert source produces (a few new problems, many repeats).
+KEYS_PER_RUN = 200
+
+
+def django_env(url: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DATABASE_URL": url,
+        "DJANGO_SETTINGS_MODULE": "bench.settings",
+        "SECRET_KEY": "bench-" + "x" * 50,
+        "DEBUG": "0",
+        "LOG_LEVEL": "WARNING",
+        "PYTHONPATH": str(ROOT),
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+
+
+def migrate(url: str) -> None:
+    subprocess.run([PY, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=django_env(url), check=True)
+
+
+def create_fixtures(url: str) -> dict[str, str]:
+    out = subprocess.run([PY, "-m", "bench.fixtures"], cwd=ROOT, env=django_env(url), check=True,
+                         capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+class Gunicorn:
+    """The same server for every target: ``workers`` sync workers, as the Procfile runs
+    it (without the access log, which would only add the same cost to every target)."""
+
+    def __init__(self, url: str, workers: int) -> None:
+        self.port = free_port()
+        self.workers = workers
+        self.proc = subprocess.Popen(
+            [PY, "-m", "gunicorn", "ircore.wsgi", "--bind", f"127.0.0.1:{self.port}",
+             "--workers", str(workers), "--log-level", "warning", "--timeout", "60"],
+            cwd=ROOT, env=django_env(url),
+        )
+        deadline = time.time() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=5).read()
+                break
+            except (urllib.error.URLError, ConnectionError):
+                if time.time() > deadline or self.proc.poll() is not None:
+                    self.stop()
+                    raise RuntimeError("gunicorn did not start") from None
+                time.sleep(0.3)
+
+    def worker_cpu_seconds(self) -> float:
+        """CPU used so far by the worker processes (children of the master)."""
+        total = 0.0
+        tick = os.sysconf("SC_CLK_TCK")
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == self.proc.pid:
+                total += (int(fields[11]) + int(fields[12])) / tick
+        return total
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def cpu_times() -> tuple[int, int]:
+    """(busy, total) jiffies of the whole machine."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = values[3] + values[4]
+    return sum(values) - idle, sum(values)
+
+
+def probe(port: int, target: str, token: str) -> str | None:
+    """None if the endpoint exists, otherwise why it cannot be measured."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{PATHS[target].format(token=token)}", data=b"{}", method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        urllib.request.urlopen(request, timeout=10).read()
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404 and "json" not in (exc.headers.get("Content-Type") or ""):
+            return "endpoint not implemented yet (404)"
+        if exc.code >= 500:
+            return f"endpoint answers {exc.code} to an empty event"
+    return None
+
+
+def loadgen(port: int, target: str, token: str, concurrency: int, *, duration: float = 0,
+            requests: int = 0, keys: int = KEYS_PER_RUN, shuffle: bool = False) -> dict[str, Any]:
+    cmd = [PY, str(ROOT / "bench" / "loadgen.py"), "--port", str(port), "--target", target,
+           "--token", token, "--concurrency", str(concurrency), "--keys", str(keys),
+           "--namespace", f"{target}-c{concurrency}-{uuid.uuid4().hex[:8]}"]
+    if duration:
+        cmd += ["--duration", str(duration)]
+    if requests:
+        cmd += ["--requests", str(requests)]
+    if shuffle:
+        cmd.append("--shuffle")
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(out)
+
+
+class Ledger:
+    """Counts rows created since the last snapshot."""
+
+    def __init__(self, url: str) -> None:
+        self.conn = psycopg.connect(url, autocommit=True)
+        self.mark()
+
+    def _max_ids(self) -> tuple[int, int, int]:
+        row = self.conn.execute(
+            "SELECT (SELECT coalesce(max(id), 0) FROM incidents_alert),"
+            " (SELECT coalesce(max(id), 0) FROM incidents_incident),"
+            " (SELECT coalesce(max(id), 0) FROM incidents_timelineentry)"
+        ).fetchone()
+        return row  # type: ignore[return-value]
+
+    def mark(self) -> None:
+        self.alert_id, self.incident_id, self.timeline_id = self._max_ids()
+
+    def since_mark(self) -> dict[str, int]:
+        a, i, t = self.alert_id, self.incident_id, self.timeline_id
+        row = self.conn.execute(
+            """SELECT
+                 (SELECT count(*) FROM incidents_alert WHERE id > %s),
+                 (SELECT count(*) FROM incidents_alert WHERE id > %s
+                    AND (incident_id IS NULL OR outcome NOT IN ('opened', 'grouped'))),
+                 (SELECT count(*) FROM incidents_incident WHERE id > %s),
+                 (SELECT count(*) FROM incidents_timelineentry WHERE id > %s),
+                 (SELECT count(DISTINCT incident_id) FROM incidents_alert WHERE id > %s),
+                 (SELECT coalesce(sum(n), 0) FROM (
+                    SELECT i.alert_count - (SELECT count(*) FROM incidents_alert x
+                                            WHERE x.incident_id = i.id) AS n
+                    FROM incidents_incident i WHERE i.id IN (
+                      SELECT DISTINCT incident_id FROM incidents_alert WHERE id > %s)) d)
+            """,
+            (a, a, i, t, a, a),
+        ).fetchone()
+        keys = ["alerts", "unprocessed", "incidents", "timeline", "touched_incidents", "count_mismatch"]
+        return {key: int(value) for key, value in zip(keys, row, strict=True)}
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def verify(result: dict[str, Any], counts: dict[str, int], expected_incidents: int | None) -> str:
+    """'ok' or what is wrong; bare runs must not write anything."""
+    problems = []
+    if result["target"] == "bare":
+        if counts["alerts"]:
+            problems.append(f"bare view wrote {counts['alerts']} alerts")
+    else:
+        if counts["alerts"] != result["ok"]:
+            problems.append(f"{result['ok']} answered 2xx but {counts['alerts']} alerts stored")
+        if counts["unprocessed"]:
+            problems.append(f"{counts['unprocessed']} alerts without an incident")
+        if counts["timeline"] != counts["alerts"]:
+            problems.append(f"{counts['timeline']} timeline entries for {counts['alerts']} alerts")
+        if counts["count_mismatch"]:
+            problems.append("incident alert_count differs from the alerts stored")
+        if expected_incidents is not None and counts["incidents"] != expected_incidents:
+            problems.append(f"{counts['incidents']} incidents opened, expected {expected_incidents}")
+    if result["requests"] != result["ok"]:
+        problems.append(f"non-2xx answers: {result['statuses']}")
+    if result["errors"]:
+        problems.append(f"connection errors: {result['errors']}")
+    return "; ".join(problems) or "ok"
+
+
+def run(url: str, *, targets: list[str], concurrencies: list[int], duration: float, workers: int,
+        storm_events: int, storm_keys: int, log: Any = print) -> dict[str, Any]:
+    migrate(url)
+    tokens = create_fixtures(url)
+    tokens["bare"] = ""
+    server = Gunicorn(url, workers)
+    ledger = Ledger(url)
+    results: list[dict[str, Any]] = []
+    skipped: dict[str, str] = {}
+    storm: dict[str, Any] | None = None
+    try:
+        for target in targets:
+            reason = probe(server.port, target, tokens[target])
+            if reason:
+                skipped[target] = reason
+                log(f"  {target}: skipped, {reason}")
+        live = [t for t in targets if t not in skipped]
+        for target in live:  # warm every worker (imports, URLconf, connections)
+            loadgen(server.port, target, tokens[target], 8, duration=1.0)
+        for concurrency in concurrencies:
+            for target in live:
+                ledger.mark()
+                busy0, total0 = cpu_times()
+                server_cpu0 = server.worker_cpu_seconds()
+                result = loadgen(server.port, target, tokens[target], concurrency, duration=duration)
+                busy1, total1 = cpu_times()
+                result["server_cpu_ms_per_req"] = (
+                    (server.worker_cpu_seconds() - server_cpu0) * 1000 / max(1, result["requests"])
+                )
+                result["machine_busy_pct"] = 100 * (busy1 - busy0) / max(1, total1 - total0)
+                counts = ledger.since_mark()
+                expected = None if target == "bare" else min(result["ok"], KEYS_PER_RUN)
+                result["verified"] = verify(result, counts, expected)
+                result["db"] = counts
+                results.append(result)
+                log(f"  {target:<12} c={concurrency:<3} {result['rps']:8.1f} req/s  "
+                    f"p50 {result['p50_ms']:6.1f} ms  p99 {result['p99_ms']:6.1f} ms  "
+                    f"cpu {result['machine_busy_pct']:3.0f}%  {result['verified']}")
+        storm_target = next((t for t in ("pagerduty", "generic", "alertmanager") if t in live), None)
+        if storm_target and storm_events:
+            ledger.mark()
+            result = loadgen(server.port, storm_target, tokens[storm_target], 32,
+                             requests=storm_events, keys=storm_keys, shuffle=True)
+            counts = ledger.since_mark()
+            result["verified"] = verify(result, counts, storm_keys)
+            result["db"] = counts
+            storm = result
+            log(f"  storm via {storm_target}: {storm_events} events over {storm_keys} keys -> "
+                f"{counts['incidents']} incidents, {counts['alerts']} alerts in {result['elapsed']:.1f} s "
+                f"({result['rps']:.0f}/s, p99 {result['p99_ms']:.0f} ms): {result['verified']}")
+    finally:
+        ledger.close()
+        server.stop()
+    return {"runs": results, "skipped": skipped, "storm": storm, "workers": workers,
+            "duration": duration, "keys_per_run": KEYS_PER_RUN}

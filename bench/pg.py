@@ -1,0 +1,77 @@
+"""A throwaway PostgreSQL cluster for the benchmarks: initdb into a temp dir as the
+``postgres`` user, listen on a free loopback port, remove everything on stop.
+
+Settings are PostgreSQL's defaults (fsync and synchronous_commit on) apart from a
+larger shared_buffers, so the figures are those of a durable server, not a tuned toy.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _ensure_installed() -> None:
+    if (PG_BIN / "initdb").exists():
+        return
+    print("PostgreSQL not found; installing it with apt-get", flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "install", "-y", "-q", "postgresql-15"], check=False, env=env)
+    if not (PG_BIN / "initdb").exists():
+        subprocess.run(["apt-get", "update", "-q"], check=True, env=env)
+        subprocess.run(["apt-get", "install", "-y", "-q", "postgresql-15"], check=True, env=env)
+
+
+class Cluster:
+    def __init__(self) -> None:
+        _ensure_installed()
+        self.root = Path(tempfile.mkdtemp(prefix="ircore-bench-pg-"))
+        self.data = self.root / "data"
+        self.port = free_port()
+        self.user = "postgres"
+        self._as_root = os.geteuid() == 0
+        if self._as_root:
+            pw = pwd.getpwnam("postgres")
+            os.chown(self.root, pw.pw_uid, pw.pw_gid)
+        self._run(str(PG_BIN / "initdb"), "-D", str(self.data), "-U", self.user, "-A", "trust",
+                  "-E", "UTF8", "--no-locale")
+        self._run(
+            str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.root / "log"), "-w", "-t", "60",
+            "-o", f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} "
+                  "-c shared_buffers=512MB -c max_connections=200 -c work_mem=16MB "
+                  "-c maintenance_work_mem=256MB -c max_wal_size=4GB",
+            "start",
+        )
+
+    def _run(self, *cmd: str) -> None:
+        if self._as_root:
+            cmd = ("runuser", "-u", "postgres", "--", *cmd)
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, cwd="/")
+
+    def url(self, dbname: str) -> str:
+        return f"postgres://{self.user}@127.0.0.1:{self.port}/{dbname}"
+
+    def createdb(self, dbname: str) -> str:
+        self._run(str(PG_BIN / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user, dbname)
+        return self.url(dbname)
+
+    def stop(self) -> None:
+        try:
+            self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
+        except subprocess.CalledProcessError:
+            time.sleep(1)
+        shutil.rmtree(self.root, ignore_errors=True)

@@ -1,0 +1,226 @@
+#!/usr/bin/env python
+"""``make bench``: ingestion throughput/latency and admin changelist speed on PostgreSQL.
+
+    .venv/bin/python bench/run.py [--quick] [--only ingest|changelist] [--workers N]
+
+Without DATABASE_URL a throwaway PostgreSQL cluster is started (initdb into a temp dir,
+free loopback port) and removed afterwards. With DATABASE_URL (postgres://, a role
+allowed to CREATE DATABASE) two scratch databases are created next to the given one
+and dropped afterwards; the given database itself is not touched.
+
+Prints a markdown report and writes it to bench/results/latest.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # `python bench/run.py` puts bench/, not the repo, on the path
+    sys.path.insert(0, str(ROOT))
+
+import psycopg  # noqa: E402
+
+from bench import ingest  # noqa: E402
+from bench.pg import Cluster  # noqa: E402
+
+LABELS = {"bare": "bare Django view", "pagerduty": "PagerDuty /v2/enqueue",
+          "alertmanager": "Alertmanager webhook (1 alert)", "generic": "generic webhook"}
+TARGET_SHARE, TARGET_P99_MS, TARGET_CHANGELIST_MS = 0.5, 50.0, 300.0
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+class Databases:
+    """Scratch databases: in a throwaway cluster, or next to DATABASE_URL."""
+
+    def __init__(self) -> None:
+        self.given = os.environ.get("DATABASE_URL", "")
+        self.cluster: Cluster | None = None
+        self.created: list[str] = []
+        if self.given and not self.given.startswith(("postgres://", "postgresql://")):
+            raise SystemExit("bench needs PostgreSQL: DATABASE_URL must be postgres://... (or unset)")
+        if not self.given:
+            log("starting a throwaway PostgreSQL cluster")
+            self.cluster = Cluster()
+        self.server_version = ""
+
+    def create(self, purpose: str) -> str:
+        name = f"ircore_bench_{purpose}_{uuid.uuid4().hex[:6]}"
+        if self.cluster:
+            url = self.cluster.createdb(name)
+        else:
+            with psycopg.connect(self.given, autocommit=True) as conn:
+                conn.execute(f'CREATE DATABASE "{name}"')
+            url = urlunsplit(urlsplit(self.given)._replace(path="/" + name))
+        self.created.append(url)
+        with psycopg.connect(url) as conn:
+            self.server_version = conn.execute("SHOW server_version").fetchone()[0]
+        return url
+
+    def close(self) -> None:
+        if self.cluster:
+            self.cluster.stop()
+            return
+        with psycopg.connect(self.given, autocommit=True) as conn:
+            for url in self.created:
+                conn.execute(f'DROP DATABASE IF EXISTS "{urlsplit(url).path[1:]}" WITH (FORCE)')
+
+
+def django_json(url: str, *args: str) -> dict[str, Any]:
+    out = subprocess.run([sys.executable, "-m", *args], cwd=ROOT, env=ingest.django_env(url), check=True,
+                         stdout=subprocess.PIPE, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def run_changelist(dbs: Databases, quick: bool) -> dict[str, Any]:
+    url = dbs.create("changelist")
+    ingest.migrate(url)
+    incidents, alerts = (20_000, 200_000) if quick else (100_000, 1_000_000)
+    log(f"generating {incidents:,} incidents / {alerts:,} alerts")
+    generated = django_json(url, "bench.changelist", "generate", "--incidents", str(incidents),
+                            "--alerts", str(alerts))
+    log(f"  done in {generated['seconds']:.0f} s (largest incident: {generated['max_alerts_per_incident']:,}"
+        " alerts); measuring the admin changelist")
+    measured = django_json(url, "bench.changelist", "measure", "--runs", "5" if quick else "9")
+    return {"generated": generated, **measured}
+
+
+def ok(flag: bool) -> str:
+    return "yes" if flag else "**NO**"
+
+
+def report(args: argparse.Namespace, dbs: Databases, ingest_res: dict | None, cl: dict | None,
+           elapsed: float) -> str:
+    lines = [
+        f"# ircore benchmark ({'quick' if args.quick else 'full'})",
+        "",
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPU, Python {platform.python_version()}, "
+        f"PostgreSQL {dbs.server_version} (fsync and synchronous_commit on), "
+        f"`{' '.join(['python', 'bench/run.py', *sys.argv[1:]])}`, total {elapsed:.0f} s.",
+        "",
+    ]
+    if ingest_res:
+        runs = ingest_res["runs"]
+        bare = {r["concurrency"]: r for r in runs if r["target"] == "bare"}
+        lines += [
+            "## Ingestion (gunicorn, PostgreSQL, events fully processed in the request)",
+            "",
+            f"gunicorn with {ingest_res['workers']} sync workers for every target; load from a separate "
+            f"process, {ingest_res['duration']:g} s per run, closed loop. Each run uses "
+            f"{ingest_res['keys_per_run']} dedup keys in turn: the first event per key opens an "
+            "incident, the others are added to it. `verified`: the database holds exactly one "
+            "processed alert per 2xx answer, each on an incident, with its timeline entry.",
+            "",
+            "| endpoint | concurrency | events/s | vs bare | p50 ms | p90 ms | p99 ms | "
+            "server CPU ms/event | verified |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        ]
+        for r in runs:
+            base = bare.get(r["concurrency"])
+            ratio = f"{r['rps'] / base['rps']:.0%}" if base and base["rps"] else "-"
+            lines.append(
+                f"| {LABELS[r['target']]} | {r['concurrency']} | {r['rps']:.0f} | {ratio} | "
+                f"{r['p50_ms']:.1f} | {r['p90_ms']:.1f} | {r['p99_ms']:.1f} | "
+                f"{r['server_cpu_ms_per_req']:.2f} | {r['verified']} |"
+            )
+        for target, reason in ingest_res["skipped"].items():
+            lines.append(f"| {LABELS[target]} | - | - | - | - | - | - | - | not measured: {reason} |")
+        lines += ["", "Targets at concurrency 8 (>= 50% of the bare view's events/s, p99 < 50 ms):", ""]
+        for r in runs:
+            if r["concurrency"] == 8 and r["target"] != "bare" and 8 in bare:
+                share = r["rps"] / bare[8]["rps"]
+                lines.append(f"- {LABELS[r['target']]}: {share:.0%} of bare ({ok(share >= TARGET_SHARE)}), "
+                             f"p99 {r['p99_ms']:.1f} ms ({ok(r['p99_ms'] < TARGET_P99_MS)})")
+        storm = ingest_res["storm"]
+        if storm:
+            db = storm["db"]
+            lines += [
+                "",
+                f"Alert storm: {storm['requests']:,} events over 100 keys, in random order, "
+                f"concurrency 32, via {LABELS[storm['target']]}: {db['incidents']} incidents, "
+                f"{db['alerts']:,} alerts in {storm['elapsed']:.1f} s ({storm['rps']:.0f} events/s, "
+                f"p99 {storm['p99_ms']:.0f} ms) - {storm['verified']} "
+                f"(expected exactly 100 incidents and {storm['requests']:,} alerts).",
+            ]
+        lines.append("")
+    if cl:
+        gen = cl["generated"]
+        lines += [
+            f"## Admin incidents changelist ({gen['incidents']:,} incidents, {gen['alerts']:,} alerts)",
+            "",
+            f"Server time in-process (Django test Client), median of {cl['runs']} runs after a warm-up; "
+            f"data generated in {gen['seconds']:.0f} s. Target: < {TARGET_CHANGELIST_MS:.0f} ms.",
+            "",
+            "| user | page | status | rows | median ms | min ms | max ms | queries | < 300 ms |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---|",
+        ]
+        for p in cl["pages"]:
+            fine = p["status"] == 200 and p["median_ms"] < TARGET_CHANGELIST_MS
+            lines.append(
+                f"| {p['user']} | {p['page']} (`{p['url'].split('/')[-1] or '/'}`) | {p['status']} | "
+                f"{p['rows'] if p['rows'] is not None else '-'} | {p['median_ms']:.0f} | {p['min_ms']:.0f} | "
+                f"{p['max_ms']:.0f} | {p['queries']} | {ok(fine)}{' ' + p['note'] if p['note'] else ''} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="ircore benchmarks (make bench)")
+    parser.add_argument("--quick", action="store_true", help="shorter runs, 20k/200k changelist data")
+    parser.add_argument("--only", choices=["ingest", "changelist", "profile"],
+                        help="profile: SQL per event and a cProfile of the ingest path (not in the table)")
+    parser.add_argument("--workers", type=int, default=int(os.environ.get("BENCH_WORKERS", "4")),
+                        help="gunicorn sync workers (default 4, or BENCH_WORKERS)")
+    parser.add_argument("--duration", type=float, help="seconds per ingestion run (default 8, quick 3)")
+    parser.add_argument("--targets", default="bare,pagerduty,alertmanager,generic")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    dbs = Databases()
+    ingest_res = cl = None
+    try:
+        if args.only == "profile":
+            url = dbs.create("profile")
+            ingest.migrate(url)
+            for target in args.targets.split(","):
+                if target != "bare":
+                    subprocess.run([sys.executable, "-m", "bench.profile_ingest", "--target", target],
+                                   cwd=ROOT, env=ingest.django_env(url), check=False)
+            return 0
+        if args.only in (None, "ingest"):
+            log("ingestion benchmark")
+            ingest_res = ingest.run(
+                dbs.create("ingest"), targets=args.targets.split(","), concurrencies=[1, 8, 32],
+                duration=args.duration or (3.0 if args.quick else 8.0), workers=args.workers,
+                storm_events=10_000, storm_keys=100, log=log,
+            )
+        if args.only in (None, "changelist"):
+            cl = run_changelist(dbs, args.quick)
+    finally:
+        dbs.close()
+    text = report(args, dbs, ingest_res, cl, time.perf_counter() - started)
+    out = ROOT / "bench" / "results"
+    out.mkdir(exist_ok=True)
+    (out / "latest.md").write_text(text)
+    (out / "latest.json").write_text(json.dumps({"ingest": ingest_res, "changelist": cl}, indent=1))
+    print(text)
+    log(f"written to {out / 'latest.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
