@@ -1,0 +1,211 @@
+"""The status page console: scoping, bulk status change, post update inline, export."""
+
+import pytest
+
+from statuspage import services
+from statuspage.models import Component, ComponentStatusChange, PublicIncident, StatusPage, Subscriber
+
+
+def mgmt(prefix, total=0, initial=0):
+    return {
+        f"{prefix}-TOTAL_FORMS": str(total),
+        f"{prefix}-INITIAL_FORMS": str(initial),
+        f"{prefix}-MIN_NUM_FORMS": "0",
+        f"{prefix}-MAX_NUM_FORMS": "1000",
+    }
+
+
+def test_changelists_are_team_scoped(client, page, api_component, outsider, manager, team_b):
+    other = StatusPage.objects.create(team=team_b, slug="other", title="Other Team Page")
+    Component.objects.create(page=other, name="Other component")
+    client.force_login(manager)
+    html = client.get("/admin/statuspage/statuspage/").content.decode()
+    assert "Acme Status" in html and "Other Team Page" not in html and "Open page" in html
+    html = client.get("/admin/statuspage/component/").content.decode()
+    assert "Payments API" in html and "Other component" not in html
+    assert client.get(f"/admin/statuspage/statuspage/{other.pk}/change/").status_code in (302, 404)
+    client.force_login(outsider)
+    assert "Payments API" not in client.get("/admin/statuspage/component/").content.decode()
+
+
+def test_bulk_status_change_logs_every_component(client, manager, api_component, web_component):
+    client.force_login(manager)
+    response = client.post(
+        "/admin/statuspage/component/",
+        {
+            "action": "set_partial_outage",
+            "_selected_action": [api_component.pk, web_component.pk],
+        },
+    )
+    assert response.status_code == 302
+    assert ComponentStatusChange.objects.filter(new_status="partial_outage").count() == 2
+
+
+def test_responder_cannot_bulk_change_components(client, responder, api_component):
+    client.force_login(responder)
+    client.post(
+        "/admin/statuspage/component/", {"action": "set_major_outage", "_selected_action": [api_component.pk]}
+    )
+    api_component.refresh_from_db()
+    assert api_component.status == "operational"
+
+
+def test_component_status_edit_is_logged(client, manager, page, api_component):
+    client.force_login(manager)
+    response = client.post(
+        f"/admin/statuspage/component/{api_component.pk}/change/",
+        {
+            "page": page.pk,
+            "group": api_component.group_id,
+            "name": "Payments API",
+            "description": "",
+            "position": 1,
+            "status": "degraded_performance",
+            "show_uptime": "on",
+            **mgmt("service_links"),
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert ComponentStatusChange.objects.get().new_status == "degraded_performance"
+
+
+def test_create_incident_and_post_update_from_the_console(client, responder, page, api_component):
+    client.force_login(responder)
+    response = client.post(
+        "/admin/statuspage/publicincident/add/",
+        {
+            "page": page.pk,
+            "name": "Slow checkout",
+            "impact": "minor",
+            "published": "on",
+            "components": [api_component.pk],
+            "update_status": "investigating",
+            "update_body": "Looking into it.",
+            **mgmt("updates"),
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:3000]
+    incident = PublicIncident.objects.get()
+    assert list(incident.components.all()) == [api_component]
+    response = client.post(
+        f"/admin/statuspage/publicincident/{incident.pk}/change/",
+        {
+            "name": "Slow checkout",
+            "impact": "minor",
+            "published": "on",
+            "components": [api_component.pk],
+            "update_status": "",
+            "update_template": "",
+            "update_body": "",
+            **mgmt("updates", 1, 1),
+            "updates-0-id": incident.updates.get().pk,
+            "updates-0-incident": incident.pk,
+        },
+    )
+    assert response.status_code == 302
+    assert incident.updates.count() == 1  # nothing posted without a message
+    from statuspage.models import UpdateTemplate
+
+    monitoring = UpdateTemplate.objects.get(page=None, name="Monitoring a fix")
+    response = client.post(
+        f"/admin/statuspage/publicincident/{incident.pk}/change/",
+        {
+            "name": "Slow checkout",
+            "impact": "minor",
+            "published": "on",
+            "components": [api_component.pk],
+            "update_status": "",
+            "update_template": monitoring.pk,
+            "update_body": "",
+            **mgmt("updates", 1, 1),
+            "updates-0-id": incident.updates.get().pk,
+            "updates-0-incident": incident.pk,
+        },
+    )
+    assert response.status_code == 302
+    incident.refresh_from_db()
+    assert incident.status == "monitoring"
+    assert incident.updates.first().body == monitoring.body
+
+
+def test_incident_add_without_message_is_refused(client, responder, page):
+    client.force_login(responder)
+    response = client.post(
+        "/admin/statuspage/publicincident/add/",
+        {
+            "page": page.pk,
+            "name": "x",
+            "impact": "minor",
+            "update_status": "",
+            "update_body": "",
+            **mgmt("updates"),
+        },
+    )
+    assert response.status_code == 200
+    assert "Write the first update" in response.content.decode()
+    assert PublicIncident.objects.count() == 0
+
+
+def test_publish_drafts_action(client, responder, page, api_component):
+    draft = services.public_incident_create(
+        page=page,
+        name="Draft",
+        body="x",
+        published=False,
+        component_statuses={api_component.pk: "major_outage"},
+    )
+    client.force_login(responder)
+    client.post(
+        "/admin/statuspage/publicincident/", {"action": "publish_drafts", "_selected_action": [draft.pk]}
+    )
+    draft.refresh_from_db()
+    api_component.refresh_from_db()
+    assert draft.published and api_component.status == "major_outage"
+
+
+def test_subscriber_export(client, manager, page):
+    Subscriber.objects.create(page=page, email="ann@example.com")
+    client.force_login(manager)
+    response = client.post(
+        "/admin/statuspage/subscriber/",
+        {
+            "action": "export_csv",
+            "_selected_action": list(Subscriber.objects.values_list("pk", flat=True)),
+        },
+    )
+    assert response["Content-Type"].startswith("text/csv")
+    assert "acme,email,ann@example.com" in response.content.decode()
+
+
+@pytest.mark.parametrize("body", ["{% if %}", "{{ components|nosuchfilter }}"])
+def test_template_syntax_errors_are_reported(client, manager, page, body):
+    client.force_login(manager)
+    response = client.post(
+        "/admin/statuspage/updatetemplate/add/",
+        {
+            "page": page.pk,
+            "name": "Broken",
+            "event": "",
+            "update_status": "investigating",
+            "title": "",
+            "body": body,
+        },
+    )
+    assert response.status_code == 200 and "Template error" in response.content.decode()
+
+
+def test_shipped_templates_visible_but_not_editable_by_managers(client, manager):
+    from statuspage.models import UpdateTemplate
+
+    shipped = UpdateTemplate.objects.filter(page=None).first()
+    client.force_login(manager)
+    assert shipped.name in client.get("/admin/statuspage/updatetemplate/").content.decode()
+    response = client.post(
+        f"/admin/statuspage/updatetemplate/{shipped.pk}/change/",
+        {
+            "name": "hacked",
+            "update_status": "investigating",
+            "body": "x",
+        },
+    )
+    assert response.status_code == 403
