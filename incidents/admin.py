@@ -533,6 +533,7 @@ class AlertAdmin(ReadOnlyAdminMixin, TeamScopedAdmin):
     search_help_text = "Words in the summary, an exact dedup key, or INC-42 for an incident's alerts."
     paginator = CappedCountPaginator
     show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
     actions = ["reprocess_failed"]
     readonly_fields = ["payload_display"]
     exclude = ["payload"]
@@ -590,6 +591,7 @@ class TimelineEntryAdmin(ReadOnlyAdminMixin, TeamScopedAdmin):
     search_fields = ["message"]
     paginator = CappedCountPaginator
     show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
     ordering = ["-created_at", "-id"]
 
     @admin.display(description="incident")

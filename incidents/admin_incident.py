@@ -102,8 +102,8 @@ def _form_errors(form: forms.Form) -> str:
 @admin.register(Incident)
 class IncidentAdmin(TeamScopedAdmin):
     responders_can_change = True
-    list_display = ["ref_display", "title_display", "severity_display", "priority", "status_display",
-                    "service", "age", "acknowledged_by_display", "alert_count"]
+    list_display = ["ref_display", "title_display", "severity_display", "status_display",
+                    "service", "age", "acknowledged_by_display", "alerts_display"]
     list_display_links = ["ref_display", "title_display"]
     list_filter = ["status", "severity", "priority", ("service", ScopedRelatedFilter),
                    ("team", ScopedRelatedFilter), "triggered_at", "in_maintenance"]
@@ -113,6 +113,8 @@ class IncidentAdmin(TeamScopedAdmin):
     search_help_text = "INC-42 or 42, words of the title or of an alert's summary."
     paginator = CappedCountPaginator
     show_full_result_count = False
+    # Facet counts are one COUNT per filter choice over 100k+ rows: never offered.
+    show_facets = admin.ShowFacets.NEVER
     actions = ["acknowledge_selected", "resolve_selected"]
     change_form_template = "admin/incidents/incident/change_form.html"
     fields = ["title", "status", "severity", "priority", "service", "team"]
@@ -137,6 +139,9 @@ class IncidentAdmin(TeamScopedAdmin):
         return permissions.can_view_team(request.user, obj.team_id)
 
     # ---------------------------------------------------------------- changelist
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
+        return super().changelist_view(request, {"title": "Incidents", **(extra_context or {})})
 
     def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> Any:
         term = search_term.strip()
@@ -165,7 +170,8 @@ class IncidentAdmin(TeamScopedAdmin):
 
     @admin.display(description="severity", ordering="severity")
     def severity_display(self, obj: Incident) -> str:
-        return severity_badge(obj.severity)
+        return format_html('{} <span class="ir-badge ir-muted">{}</span>', severity_badge(obj.severity),
+                           obj.priority)
 
     @admin.display(description="status", ordering="status")
     def status_display(self, obj: Incident) -> str:
@@ -178,7 +184,11 @@ class IncidentAdmin(TeamScopedAdmin):
                                "✓ " + short_age(obj.triggered_at, obj.resolved_at))
         return short_age(obj.triggered_at)
 
-    @admin.display(description="acknowledged by")
+    @admin.display(description="alerts", ordering="alert_count")
+    def alerts_display(self, obj: Incident) -> int:
+        return obj.alert_count
+
+    @admin.display(description="ack'd by")
     def acknowledged_by_display(self, obj: Incident) -> str:
         return person(obj.acknowledged_by) if obj.acknowledged_by_id else "-"
 

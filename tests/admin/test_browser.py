@@ -1,0 +1,89 @@
+"""A real browser (Debian's chromium driven by Playwright) against a live server: log
+in, read the dashboard, open an incident, click Acknowledge, see status and timeline."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+VAR = Path(__file__).resolve().parents[2] / "var"
+
+pytestmark = [
+    pytest.mark.external,
+    pytest.mark.skipif(not Path(CHROMIUM).exists() and not shutil.which("chromium"),
+                       reason="needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)"),
+]
+
+# Playwright's sync API runs an event loop in this thread; Django's ORM calls made by the
+# test itself (fixtures, asserts) are still synchronous and safe.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+@pytest.fixture
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the [test] extra)")
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--no-first-run"],
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def test_acknowledge_from_the_browser(live_server, browser, transactional_db, responder, service_a,
+                                      service_b, make_integration):
+    from incidents.events import AlertEvent
+    from incidents.models import Incident
+    from incidents.services import alert_ingest
+
+    integration = make_integration(service_a)
+    incident = alert_ingest(integration=integration, event=AlertEvent(
+        summary="Checkout API error rate above 5%", severity="SEV1", source="prometheus",
+        dedup_key="checkout-5xx")).incident
+    alert_ingest(integration=integration, event=AlertEvent(
+        summary="Ledger replication lag 45s", severity="SEV3", source="prometheus", dedup_key="lag"))
+    alert_ingest(integration=make_integration(service_b), event=AlertEvent(
+        summary="Other team's secret incident", severity="SEV1", dedup_key="b"))
+
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{live_server.url}/admin/login/?next=/admin/")
+    page.fill("#id_username", responder.username)
+    page.fill("#id_password", "pw-rita")
+    page.click("input[type=submit]")
+    page.wait_for_selector("#open-incidents")
+    assert page.inner_text('[data-testid="open-SEV1"]') == "1"
+    assert page.inner_text('[data-testid="unacked-count"]') == "2"
+    assert "Other team's secret incident" not in page.content()
+    VAR.mkdir(exist_ok=True)
+    page.screenshot(path=str(VAR / "console-dashboard.png"), full_page=True)
+
+    page.click(f"text={incident.ref}")
+    page.wait_for_selector("#incident-actions")
+    assert page.inner_text('[data-testid="status"]') == "Triggered"
+    page.click("button:has-text('Acknowledge')")
+    page.wait_for_selector(".messagelist")
+    assert f"{incident.ref} acknowledged." in page.inner_text(".messagelist")
+    assert page.inner_text('[data-testid="status"]') == "Acknowledged"
+    assert "Acknowledged by Rita" in page.inner_text("#timeline")
+
+    page.fill("textarea[name=text]", "Rolled back release 2026.11.3")
+    page.click("#timeline button:has-text('Add note')")
+    page.wait_for_selector("text=Rolled back release 2026.11.3")
+    page.screenshot(path=str(VAR / "console-incident.png"), full_page=True)
+
+    page.goto(f"{live_server.url}/admin/incidents/incident/")
+    page.wait_for_selector("#result_list")
+    assert "Checkout API error rate above 5%" in page.inner_text("#result_list")
+    page.screenshot(path=str(VAR / "console-incidents.png"), full_page=True)
+
+    incident.refresh_from_db()
+    assert incident.status == Incident.Status.ACKNOWLEDGED and incident.acknowledged_by == responder
+    assert list(incident.timeline.values_list("kind", flat=True)) == ["triggered", "acknowledged", "note"]
