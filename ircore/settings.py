@@ -201,12 +201,26 @@ SPECTACULAR_SETTINGS = {
         "SeverityEnum": "incidents.models.Severity",
         "PriorityEnum": "incidents.models.Priority",
         "TeamRoleEnum": "ircore.models.TeamMembership.Role",
+        "IncidentStatusEnum": "incidents.models.Incident.Status",
+        "IntegrationKindEnum": "incidents.models.Integration.Kind",
+        "TimelineViaEnum": "incidents.models.TimelineEntry.Via",
+        "AlertOutcomeEnum": "incidents.models.Alert.Outcome",
+        "ProblemStatusEnum": "incidents.models.Problem.Status",
+        "TimelineKindEnum": "incidents.models.TimelineEntry.Kind",
+        "PostmortemStatusEnum": "postmortems.models.Postmortem.Status",
+        "ActionItemStatusEnum": "postmortems.models.ActionItem.Status",
+        "ActionItemKindEnum": "postmortems.models.ActionItem.Kind",
+        "ActionItemPriorityEnum": "postmortems.models.ActionItem.Priority",
     },
 }
 
 # Ingestion limits (per integration; an integration may override the rate).
 INGEST_MAX_BODY_BYTES = env_int("INGEST_MAX_BODY_BYTES", 512 * 1024)
 INGEST_RATE_LIMIT_PER_MINUTE = env_int("INGEST_RATE_LIMIT_PER_MINUTE", 6000)
+
+# Status pages: when set, every change re-exports the page's static copy to
+# <dir>/<slug>/ in a django-q2 task (serve it so the page stays up when ircore is down).
+STATUSPAGE_EXPORT_DIR = env_str("STATUSPAGE_EXPORT_DIR", "")
 
 # Postmortems: resolved incidents of these severities owe one (listed on the dashboard).
 POSTMORTEM_REQUIRED_SEVERITIES = env_list("POSTMORTEM_REQUIRED_SEVERITIES", ["SEV1", "SEV2"])

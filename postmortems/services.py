@@ -41,6 +41,14 @@ EDITABLE_FIELDS = ("title", "body", "contributing_factors", "owner")
 ACTION_ITEM_FIELDS = ("title", "description", "owner", "due_date", "priority", "kind", "status", "ticket_url")
 
 
+class TransitionRefused(ValidationError):
+    """The change does not apply to the postmortem's current status (API: 409)."""
+
+
+class NotAllowed(ValidationError):
+    """The caller's role does not allow this change (API: 403)."""
+
+
 def required_severities() -> set[str]:
     return set(getattr(settings, "POSTMORTEM_REQUIRED_SEVERITIES", ["SEV1", "SEV2"]))
 
@@ -77,7 +85,7 @@ def postmortem_create(
         raise ValidationError({"incidents": "All incidents of one postmortem must belong to the same team."})
     team_id = teams.pop()
     if user is not None and not permissions.can_view_team(user, team_id):
-        raise ValidationError({"incidents": "You are not a member of this incident's team."})
+        raise NotAllowed({"incidents": "You are not a member of this incident's team."})
     open_ = [inc.ref for inc in incidents if inc.status != Incident.Status.RESOLVED]
     if open_:
         raise ValidationError({"incidents": f"{', '.join(open_)} is not resolved yet: resolve it first."})
@@ -142,7 +150,7 @@ def postmortem_timeline_refresh(*, postmortem: Postmortem, user: User | None) ->
     with transaction.atomic():
         pm = Postmortem.objects.select_for_update().get(pk=postmortem.pk)
         if pm.status != Status.DRAFT:
-            raise ValidationError("The timeline can only be refreshed while the postmortem is a draft.")
+            raise TransitionRefused("The timeline can only be refreshed while the postmortem is a draft.")
         added = _timeline_copy(pm)
         Postmortem.objects.filter(pk=pm.pk).update(timeline_refreshed_at=timezone.now())
         _record(pm, user, "timeline_refreshed", f"Timeline refreshed: {added} new entries")
@@ -158,7 +166,7 @@ def postmortem_timeline_item_update(
 ) -> PostmortemTimelineItem:
     pm = item.postmortem
     if pm.status == Status.PUBLISHED:
-        raise ValidationError("A published postmortem cannot be changed.")
+        raise TransitionRefused("A published postmortem cannot be changed.")
     changes: dict[str, Any] = {}
     if hidden is not None and hidden != item.hidden:
         changes["hidden"] = [item.hidden, hidden]
@@ -194,7 +202,7 @@ def postmortem_update(*, postmortem: Postmortem, user: User | None, **values: An
     with transaction.atomic():
         pm = Postmortem.objects.select_for_update().get(pk=postmortem.pk)
         if pm.status == Status.PUBLISHED:
-            raise ValidationError("A published postmortem cannot be changed.")
+            raise TransitionRefused("A published postmortem cannot be changed.")
         changes = {}
         for name, value in values.items():
             old = getattr(pm, name)
@@ -216,7 +224,7 @@ def postmortem_set_reviewers(*, postmortem: Postmortem, user: User | None, revie
     if outsiders:
         raise ValidationError({"reviewers": f"Not in the team: {', '.join(outsiders)}."})
     if postmortem.status == Status.PUBLISHED:
-        raise ValidationError("A published postmortem cannot be changed.")
+        raise TransitionRefused("A published postmortem cannot be changed.")
     with transaction.atomic():
         before = sorted(postmortem.reviewers.values_list("username", flat=True))
         postmortem.reviewers.set(reviewers)
@@ -231,7 +239,7 @@ def _transition(pm: Postmortem, user: User | None, old: str, new: str, action: s
     changed = Postmortem.objects.filter(pk=pm.pk, status=old).update(status=new, **values)
     if not changed:
         pm.refresh_from_db(fields=["status"])
-        raise ValidationError(
+        raise TransitionRefused(
             f"Cannot {action.replace('_', ' ')}: the postmortem is {pm.get_status_display().lower()}, "
             f"not {Status(old).label.lower()}."
         )
@@ -268,7 +276,7 @@ def postmortem_publish(*, postmortem: Postmortem, user: User) -> Postmortem:
     """In review -> published, by a named reviewer or a manager of the team."""
     is_reviewer = postmortem.reviewers.filter(pk=user.pk).exists()
     if not (is_reviewer or permissions.can_manage_team(user, postmortem.team_id)):
-        raise ValidationError("Only a named reviewer or a team manager can publish this postmortem.")
+        raise NotAllowed("Only a named reviewer or a team manager can publish this postmortem.")
     with transaction.atomic():
         _transition(postmortem, user, Status.IN_REVIEW, Status.PUBLISHED, "publish", "Published",
                     published_at=timezone.now(), published_by=user)

@@ -37,3 +37,15 @@ def make_resolved(service_a, make_integration, django_capture_on_commit_callback
         return incident
 
     return make
+
+
+@pytest.fixture
+def api():
+    from rest_framework.test import APIClient
+
+    def client_for(user):
+        client = APIClient()
+        client.force_authenticate(user)
+        return client
+
+    return client_for
