@@ -85,11 +85,14 @@ def deliver_component_change(change_id: int, subscriber_id: int) -> str:
     return component_change_deliver(change_id=change_id, subscriber_id=subscriber_id)
 
 
-def export_page(page_id: int) -> str:
+def export_page(page_id: int) -> int:
+    """Re-export one page under STATUSPAGE_EXPORT_DIR/<slug>/ (public pages only)."""
+    from pathlib import Path
+
     from statuspage.export import page_export
     from statuspage.models import StatusPage
 
     page = StatusPage.objects.filter(pk=page_id).first()
-    if page is None:
-        return ""
-    return str(page_export(page=page, directory=settings.STATUSPAGE_EXPORT_DIR))
+    if page is None or not page.is_public:
+        return 0
+    return len(page_export(page=page, directory=Path(settings.STATUSPAGE_EXPORT_DIR) / page.slug))
