@@ -222,10 +222,6 @@ INGEST_RATE_LIMIT_PER_MINUTE = env_int("INGEST_RATE_LIMIT_PER_MINUTE", 6000)
 # <dir>/<slug>/ in a django-q2 task (serve it so the page stays up when ircore is down).
 STATUSPAGE_EXPORT_DIR = env_str("STATUSPAGE_EXPORT_DIR", "")
 
-# Status pages: when set, every change re-exports the page's static copy to
-# <dir>/<slug>/ in a django-q2 task (serve it so the page stays up when ircore is down).
-STATUSPAGE_EXPORT_DIR = env_str("STATUSPAGE_EXPORT_DIR", "")
-
 # Postmortems: resolved incidents of these severities owe one (listed on the dashboard).
 POSTMORTEM_REQUIRED_SEVERITIES = env_list("POSTMORTEM_REQUIRED_SEVERITIES", ["SEV1", "SEV2"])
 
