@@ -10,6 +10,8 @@ def register_api(router: Any) -> None:
     from incidents.api import views
 
     router.register("services", views.ServiceViewSet, basename="service")
+    router.register(r"services/(?P<service_id>\d+)/timeline", views.ServiceTimelineViewSet,
+                    basename="service-timeline")
     router.register("integrations", views.IntegrationViewSet, basename="integration")
     router.register("triage-rules", views.TriageRuleViewSet, basename="triagerule")
     router.register("maintenance-windows", views.MaintenanceWindowViewSet, basename="maintenancewindow")

@@ -19,6 +19,7 @@ from incidents.models import (
     Priority,
     Service,
     Severity,
+    TimelineEntry,
     TriageRule,
 )
 
@@ -34,6 +35,25 @@ class ServiceFilter(filters.FilterSet):
     class Meta:
         model = Service
         fields = ["team", "name"]
+
+
+class ServiceTimelineFilter(filters.FilterSet):
+    kind = filters.MultipleChoiceFilter(choices=TimelineEntry.Kind.choices)
+    incident = filters.NumberFilter(field_name="incident")
+    without_incident = filters.ChoiceFilter(
+        choices=_BOOL_CHOICES, method="filter_without_incident",
+        label="Only entries about the service itself, such as change events (true), or only "
+        "incident entries (false).",
+    )
+    after = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    before = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+
+    class Meta:
+        model = TimelineEntry
+        fields = ["kind", "incident", "without_incident", "after", "before"]
+
+    def filter_without_incident(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        return queryset.filter(incident__isnull=value == "true")
 
 
 class IntegrationFilter(filters.FilterSet):

@@ -237,6 +237,12 @@ class TimelineEntrySerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class ServiceTimelineEntrySerializer(TimelineEntrySerializer):
+    class Meta(TimelineEntrySerializer.Meta):
+        fields = ["id", "incident", *TimelineEntrySerializer.Meta.fields[1:]]
+        read_only_fields = fields
+
+
 class NoteSerializer(serializers.Serializer):
     text = serializers.CharField(max_length=20000, help_text="The note, kept on the incident timeline.")
 

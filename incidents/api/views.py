@@ -9,10 +9,11 @@ from django.contrib.auth import get_user_model
 from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 from django_filters.rest_framework import DjangoFilterBackend
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import filters as drf_filters
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.generics import get_object_or_404
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -28,6 +29,7 @@ from incidents.api.serializers import (
     MaintenanceWindowSerializer,
     NoteSerializer,
     ServiceSerializer,
+    ServiceTimelineEntrySerializer,
     TimelineEntrySerializer,
     TriageRuleSerializer,
 )
@@ -40,6 +42,7 @@ from incidents.models import (
     TimelineEntry,
     TriageRule,
 )
+from ircore import permissions
 from ircore.api import TeamScopedViewSetMixin
 
 Status = Incident.Status
@@ -55,6 +58,27 @@ class ServiceViewSet(TeamScopedModelViewSet):
     search_fields = ["name", "description"]
     ordering_fields = ["name", "created_at"]
     ordering = ["team__name", "name"]
+
+
+@extend_schema_view(list=extend_schema(parameters=[
+    OpenApiParameter("service_id", int, OpenApiParameter.PATH, description="The service's id."),
+]))
+class ServiceTimelineViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    """What happened on a service, newest first: change events (deploys, config changes)
+    and its incidents' entries. Routed as /services/{service_id}/timeline/."""
+
+    serializer_class = ServiceTimelineEntrySerializer
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = filters.ServiceTimelineFilter
+    queryset = TimelineEntry.objects.all()
+
+    def get_queryset(self) -> QuerySet[TimelineEntry]:
+        if getattr(self, "swagger_fake_view", False):  # schema generation: no service in the URL
+            return TimelineEntry.objects.none()
+        visible = permissions.scope_queryset(Service.objects.all(), self.request.user)
+        service = get_object_or_404(visible, pk=self.kwargs["service_id"])
+        entries = TimelineEntry.objects.filter(service=service).select_related("actor")
+        return entries.order_by("-created_at", "-id")
 
 
 class IntegrationViewSet(TeamScopedModelViewSet):

@@ -404,3 +404,18 @@ def test_alerts_query_count_is_constant(responder_api, integration_a):
     few = _queries(responder_api, "/api/v1/alerts/")
     add(10)
     assert _queries(responder_api, "/api/v1/alerts/") == few
+
+
+def test_service_timeline_shows_change_events_and_incident_entries(responder_api, service_a, service_b,
+                                                                   integration_a, integration_b, incident_a):
+    services.change_event_record(integration=integration_a, summary="deployed v42", source="ci")
+    services.change_event_record(integration=integration_b, summary="team B deploy")
+    base = f"/api/v1/services/{service_a.pk}/timeline/"
+    rows = responder_api.get(base).json()["results"]
+    assert [(r["kind"], r["incident"]) for r in rows] == [("change", None), ("triggered", incident_a.pk)]
+    assert rows[0]["message"] == "deployed v42"
+    rows = responder_api.get(base, {"without_incident": "true"}).json()["results"]
+    assert [r["message"] for r in rows] == ["deployed v42"]
+    assert responder_api.get(base, {"kind": "triggered"}).json()["count"] == 1
+    assert responder_api.get(base, {"kind": "bogus"}).status_code == 400
+    assert responder_api.get(f"/api/v1/services/{service_b.pk}/timeline/").status_code == 404
