@@ -12,6 +12,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
 from incidents.models import Alert, Incident, Integration, Service, TimelineEntry, TriageRule
+from ircore.management.commands import _examples
 from ircore.models import Team, TeamMembership
 
 
@@ -87,7 +88,8 @@ def test_welcome_prints_login_and_a_working_command_per_integration(var_dir, cli
     email = Integration.objects.get(kind="email")
     assert f"send an email to {email.token}@" in banner
     commands = [line.strip() for line in banner.splitlines() if line.strip().startswith("curl ")]
-    assert commands
+    # generic, PagerDuty, Alertmanager, Grafana (heartbeat too once it has an endpoint).
+    assert len(commands) >= 4
     # Run each printed command through the test client: same URL, same body.
     for command in commands:
         argv = shlex.split(command)
@@ -97,6 +99,17 @@ def test_welcome_prints_login_and_a_working_command_per_integration(var_dir, cli
                                content_type="application/json")
         assert response.status_code == 202, (command, response.content)
     assert Incident.objects.get(dedup_key="payments-db-down").severity == "SEV1"
+
+
+@pytest.mark.django_db
+def test_every_http_kind_has_an_example_and_an_endpoint(service_a, make_integration):
+    for kind in ("generic", "pagerduty", "alertmanager", "grafana"):
+        integration = make_integration(service_a, kind)
+        assert _examples.endpoint_available(integration.url), kind
+        assert _examples.curl_command(integration) is not None, kind
+    assert _examples.curl_command(make_integration(service_a, "email")) is None
+    assert not _examples.endpoint_available("http://localhost:8000/integrations/nope/x/")
+    assert not _examples.endpoint_available("https://elsewhere.example.com/integrations/generic/x/")
 
 
 def test_welcome_says_so_when_the_password_was_changed(var_dir, django_user_model, db):

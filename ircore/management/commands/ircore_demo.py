@@ -20,7 +20,8 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from incidents.events import AlertEvent, severity_from_text
-from incidents.models import Alert, Integration, Service, TimelineEntry, TriageRule
+from incidents.models import Alert, Integration, Service, TimelineEntry
+from incidents.rule_templates import rule_templates_load
 from incidents.services import alert_ingest, incident_acknowledge
 from ircore.models import Team, TeamMembership
 
@@ -52,6 +53,8 @@ INTEGRATIONS = [
     (Integration.Kind.EMAIL, "Email"),
     (Integration.Kind.HEARTBEAT, "Heartbeat"),
 ]
+# Keys of incidents.rule_templates; route-by-label routes service=checkout-web alerts there.
+DEMO_RULE_TEMPLATES = ["database-down", "suppress-test", "staging-low", "route-by-label"]
 DEMO_ALERTS = [
     # (dedup key, summary, source severity word, acknowledged by)
     ("demo-payments-db", "payments-db: database down (demo)", "error", None),
@@ -142,18 +145,11 @@ class Command(BaseCommand):
         self._triage_rules(teams["payments"], services)
 
     def _triage_rules(self, team: Team, services: dict[str, Service]) -> None:
-        rules = [
-            {"name": "Database down is SEV1/P1", "position": 10, "match_keywords": "database down",
-             "set_severity": "SEV1", "set_priority": "P1"},
-            {"name": "Checkout alerts go to checkout-web", "position": 20,
-             "match_labels": {"component": "checkout"}, "route_to_service": services["checkout-web"]},
-            {"name": "Suppress staging", "position": 30, "match_labels": {"env": "staging"},
-             "suppress": True},
-        ]
-        for spec in rules:
-            _, made = TriageRule.objects.get_or_create(team=team, name=spec.pop("name"), defaults=spec)
-            if made:
-                self.created.append("triage rule")
+        # The console's ready-made templates; loading skips rules that already exist by name.
+        result = rule_templates_load(
+            team=team, keys=DEMO_RULE_TEMPLATES, route_service=services["checkout-web"]
+        )
+        self.created.extend(f"triage rule {rule.name!r}" for rule in result.created)
 
     def _demo_alerts(self) -> None:
         integration = Integration.objects.filter(
