@@ -20,6 +20,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
@@ -32,13 +33,14 @@ from incidents.admin import (
     short_age,
     status_badge,
 )
-from incidents.models import Alert, Incident, Priority, Severity
+from incidents.models import Alert, Incident, Priority, Service, Severity
 from incidents.services import (
     ReopenConflict,
     Via,
     incident_acknowledge,
     incident_add_note,
     incident_assign_roles,
+    incident_declare,
     incident_escalate,
     incident_mitigate,
     incident_reopen,
@@ -67,6 +69,21 @@ class SeverityForm(forms.Form):
 
 class PriorityForm(forms.Form):
     priority = forms.ChoiceField(choices=Priority.choices)
+
+
+class DeclareForm(forms.Form):
+    service = forms.ModelChoiceField(queryset=Service.objects.none())
+    title = forms.CharField(max_length=1024, widget=forms.TextInput(attrs={"size": 80}),
+                            help_text="What is broken, as users see it.")
+    severity = forms.ChoiceField(choices=Severity.choices, initial=Severity.SEV2)
+    priority = forms.ChoiceField(choices=[("", "from severity")] + Priority.choices, required=False)
+    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 4, "cols": 80}), required=False)
+
+    def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["service"].queryset = permissions.scope_queryset(
+            Service.objects.select_related("team"), user)
+        self.fields["service"].label_from_instance = lambda s: f"{s.name} ({s.team.name})"
 
 
 class RolesForm(forms.Form):
@@ -117,13 +134,35 @@ class IncidentAdmin(TeamScopedAdmin):
     show_facets = admin.ShowFacets.NEVER
     actions = ["acknowledge_selected", "resolve_selected"]
     change_form_template = "admin/incidents/incident/change_form.html"
+    change_list_template = "admin/incidents/incident/change_list.html"
     fields = ["title", "status", "severity", "priority", "service", "team"]
 
     # ---------------------------------------------------------------- permissions
 
     def has_add_permission(self, request: HttpRequest) -> bool:
-        # Incidents come from alerts (or an integration's test alert), never a bare form.
-        return False
+        # "Declare incident": any team member may open one by hand (a customer report);
+        # it goes through incidents.services.incident_declare, not a model form.
+        return permissions.is_team_member(request.user)
+
+    def add_view(self, request: HttpRequest, form_url: str = "", extra_context: dict | None = None) -> Any:
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = DeclareForm(request.POST or None, user=request.user)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            try:
+                incident = incident_declare(
+                    service=data["service"], title=data["title"], severity=data["severity"],
+                    priority=data["priority"], description=data["description"], user=request.user,
+                    via=Via.WEB)
+            except ValueError as exc:
+                form.add_error(None, str(exc))
+            else:
+                self.message_user(request, f"{incident.ref} declared.", messages.SUCCESS)
+                return redirect("admin:incidents_incident_change", incident.pk)
+        context = {**self.admin_site.each_context(request), "title": "Declare an incident",
+                   "opts": self.opts, "form": form, **(extra_context or {})}
+        return TemplateResponse(request, "admin/incidents/incident/declare.html", context)
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # The record of what happened is kept; resolve instead.

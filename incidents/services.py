@@ -573,3 +573,38 @@ def incidents_bulk(
 ) -> int:
     return sum(1 for incident in incidents if action(incident=incident, user=user, via=via))
 
+
+
+# --------------------------------------------------------------------------- declared by hand
+
+
+def incident_declare(
+    *, service: Service, title: str, severity: str, priority: str = "", description: str = "",
+    user: User | None, via: str,
+) -> Incident:
+    """Open an incident by hand (a customer report, an outage a person noticed): no
+    alert, a dedup key of its own so no alert ever joins it by accident."""
+    from incidents.models import Priority
+
+    title = title.strip()
+    if not title:
+        raise ValueError("An incident needs a title.")
+    if severity not in Severity.values:
+        raise ValueError(f"Unknown severity {severity!r}; use one of {', '.join(Severity.values)}.")
+    if priority and priority not in Priority.values:
+        raise ValueError(f"Unknown priority {priority!r}; use one of {', '.join(Priority.values)}.")
+    now = timezone.now()
+    with transaction.atomic():
+        window = service_in_maintenance(service_id=service.pk, at=now)
+        incident = Incident.objects.create(
+            number=_next_number(), team_id=service.team_id, service=service, title=title[:1024],
+            description=description.strip(), severity=severity,
+            priority=priority or DEFAULT_PRIORITY_FOR_SEVERITY[severity],
+            dedup_key=f"declared-{uuid.uuid4().hex}", in_maintenance=window is not None,
+            triggered_at=now,
+        )
+        timeline_add(incident=incident, kind=Kind.TRIGGERED, actor=user, via=via, at=now,
+                     message=f"Declared by {_actor_name(user, via)}{_via_suffix(via)} "
+                     f"({incident.severity}, {incident.priority})")
+        _send_on_commit(signals.incident_triggered, incident, user=user, via=via, reopened=False)
+    return incident
