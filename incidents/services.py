@@ -184,23 +184,27 @@ def _open_incident_locked(service_id: int, dedup_key: str) -> Incident | None:
 def _ingest_trigger(
     alert: Alert, service: Service, window: MaintenanceWindow | None, rule_names: str, now: datetime
 ) -> IngestResult:
-    incident = _open_incident_locked(service.pk, alert.dedup_key)
-    if incident is None:
+    for attempt in range(5):
+        incident = _open_incident_locked(service.pk, alert.dedup_key)
+        if incident is not None:
+            break
         try:
             with transaction.atomic():
                 incident = _incident_open(alert, service, window, rule_names, now)
         except IntegrityError:
             # Another writer opened it between our look-up and insert (PostgreSQL,
-            # READ COMMITTED): the unique constraint stopped us, so join theirs.
-            incident = _open_incident_locked(service.pk, alert.dedup_key)
-            if incident is None:
+            # READ COMMITTED): the unique constraint stopped us, so join theirs on the
+            # next look-up; a third writer may already have resolved it, in which
+            # case we open one again.
+            if attempt == 4:
                 raise
-        else:
-            alert.incident = incident
-            alert.outcome = Alert.Outcome.OPENED
-            alert.outcome_detail = f"Opened {incident.ref}"
-            alert.save(force_insert=True)
-            return IngestResult(alert, incident, alert.outcome, alert.outcome_detail)
+            continue
+        alert.incident = incident
+        alert.outcome = Alert.Outcome.OPENED
+        alert.outcome_detail = f"Opened {incident.ref}"
+        alert.save(force_insert=True)
+        return IngestResult(alert, incident, alert.outcome, alert.outcome_detail)
+    assert incident is not None
     alert.incident = incident
     alert.outcome = Alert.Outcome.GROUPED
     alert.outcome_detail = f"Added to {incident.ref}"

@@ -8,6 +8,7 @@ import datetime as dt
 import ipaddress
 import json
 import ssl
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -131,6 +132,13 @@ class _SerialWSGIServer(WSGIServer):
 
     def __init__(self, *args, connections_override=None, **kwargs):
         super().__init__(*args, **kwargs)
+        # Held while a request runs; a test that reads the database while an outside
+        # program (Alertmanager) is sending takes it too (see LiveServer.lock).
+        self.lock = threading.Lock()
+
+    def process_request(self, request, client_address):
+        with self.lock:
+            super().process_request(request, client_address)
 
     def get_request(self):
         sock, addr = self.socket.accept()
@@ -180,6 +188,12 @@ class LiveServer:
     @property
     def url(self) -> str:
         return f"{self.scheme}://127.0.0.1:{self.thread.port}"
+
+    @property
+    def lock(self) -> threading.Lock:
+        """Take it to query the database while requests may arrive: the in-memory
+        SQLite test database is one connection shared with the server thread."""
+        return self.thread.httpd.lock
 
 
 @pytest.fixture

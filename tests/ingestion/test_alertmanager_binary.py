@@ -1,0 +1,132 @@
+"""The real Prometheus Alertmanager (Debian's prometheus-alertmanager) sending its
+webhook to a live ircore: alerts posted to Alertmanager's API open incidents, and
+ending them resolves the incidents."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from incidents.models import Incident
+
+BINARY = "/usr/bin/prometheus-alertmanager"
+DEADLINE = 20.0  # seconds for each wait; Alertmanager is told to flush every second
+
+pytestmark = [
+    pytest.mark.external,
+    pytest.mark.skipif(
+        shutil.which(BINARY) is None,
+        reason=f"{BINARY} is not installed (apt-get install prometheus-alertmanager; .ci/run does)",
+    ),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_for(what: str, check: Callable[[], bool], log: Path) -> None:
+    deadline = time.monotonic() + DEADLINE
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.2)
+    pytest.fail(f"timed out waiting for {what}; Alertmanager log:\n{log.read_text()[-3000:]}")
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+@pytest.fixture
+def alertmanager(tmp_path, live_http_server, service_a, make_integration):
+    integration = make_integration(service_a, "alertmanager")
+    webhook = f"{live_http_server.url}/integrations/alertmanager/{integration.token}/"
+    config = tmp_path / "alertmanager.yml"
+    config.write_text(json.dumps({  # YAML is a superset of JSON
+        "route": {"receiver": "ircore", "group_by": ["alertname"], "group_wait": "1s",
+                  "group_interval": "1s", "repeat_interval": "1h"},
+        "receivers": [{"name": "ircore",
+                       "webhook_configs": [{"url": webhook, "send_resolved": True}]}],
+    }))
+    port = _free_port()
+    log = tmp_path / "alertmanager.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [BINARY, f"--config.file={config}", f"--storage.path={tmp_path / 'data'}",
+             f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=",
+             "--log.level=debug"],
+            stdout=out, stderr=subprocess.STDOUT,
+        )
+    api = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        if process.poll() is not None:
+            pytest.fail(f"alertmanager exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{api}/-/ready", timeout=1) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    try:
+        _wait_for("Alertmanager to be ready", ready, log)
+        yield api, integration, log, live_http_server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _post_alerts(api: str, alerts: list[dict]) -> None:
+    request = urllib.request.Request(
+        f"{api}/api/v2/alerts", data=json.dumps(alerts).encode(), method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        assert response.status == 200
+
+
+def test_alertmanager_opens_and_resolves_incidents(alertmanager):
+    api, integration, log, server = alertmanager
+    started = datetime.now(UTC) - timedelta(seconds=5)
+    alerts = [
+        {
+            "labels": {"alertname": "DiskFull", "instance": host, "severity": "critical"},
+            "annotations": {"summary": f"Disk full on {host}", "runbook_url": "https://runbooks/disk"},
+            "startsAt": _rfc3339(started),
+            "generatorURL": "http://prometheus.local:9090/graph?g0.expr=disk",
+        }
+        for host in ("db1", "db2")
+    ]
+    _post_alerts(api, alerts)
+
+    def incidents(**filters) -> int:
+        with server.lock:
+            return Incident.objects.filter(service=integration.service, **filters).count()
+
+    _wait_for("two incidents", lambda: incidents(status="triggered") == 2, log)
+    with server.lock:
+        rows = list(Incident.objects.order_by("title").values("title", "severity", "dedup_key"))
+    assert [r["title"] for r in rows] == ["Disk full on db1", "Disk full on db2"]
+    assert {r["severity"] for r in rows} == {"SEV1"}
+    assert all(len(r["dedup_key"]) == 16 for r in rows)  # Alertmanager's fingerprints
+
+    ended = datetime.now(UTC) - timedelta(seconds=1)
+    _post_alerts(api, [{**alert, "endsAt": _rfc3339(ended)} for alert in alerts])
+    _wait_for("both incidents resolved", lambda: incidents(status="resolved") == 2, log)
+    assert incidents() == 2
