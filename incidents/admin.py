@@ -281,6 +281,9 @@ class IntegrationAdmin(TeamScopedAdmin):
         return format_html('<pre class="ir-pre">{}</pre>', curl_example(obj))
 
     def _send_test(self, request: HttpRequest, integration: Integration) -> None:
+        if not self.has_change_permission(request, integration):
+            self.message_user(request, f"Only a manager of its team may test {integration}.", messages.ERROR)
+            return
         try:
             result = integration_send_test(integration=integration, user=request.user)
         except ValueError as exc:

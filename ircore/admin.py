@@ -61,6 +61,13 @@ class TeamScopedAdmin(admin.ModelAdmin):
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return self._can_write(request, obj)
 
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        # Changelist edits (list_editable) only ask has_change_permission(request): check
+        # the row itself, so a manager of A who is a responder in B cannot edit B's rows.
+        if not self._can_write(request, obj):
+            raise PermissionDenied
+        super().save_model(request, obj, form, change)
+
     def has_add_permission(self, request: HttpRequest) -> bool:
         return self._can_write(request, None)
 

@@ -273,3 +273,23 @@ def test_bad_maintenance_windows(login, manager, team_a, service_a, service_b, c
     assert response.status_code == 200
     assert error in response.content.decode()
     assert not MaintenanceWindow.objects.exists()
+
+
+def test_dual_role_user_cannot_edit_the_other_teams_rules_from_the_list(
+        login, django_user_model, team_a, team_b, service_b, make_integration):
+    boss = django_user_model.objects.create_user("boss", password="pw", is_staff=True)
+    team_a.memberships.create(user=boss, role="manager")
+    team_b.memberships.create(user=boss, role="responder")
+    rule_b = TriageRule.objects.create(team=team_b, name="b rule", position=10, set_severity="SEV1")
+    client = login(boss)
+    data = {"form-TOTAL_FORMS": 1, "form-INITIAL_FORMS": 1, "form-MIN_NUM_FORMS": 0,
+            "form-MAX_NUM_FORMS": 1000, "_save": "Save",
+            "form-0-id": rule_b.pk, "form-0-position": 99}
+    assert client.post("/admin/incidents/triagerule/", data).status_code == 403
+    rule_b.refresh_from_db()
+    assert rule_b.position == 10 and rule_b.enabled
+    integration_b = make_integration(service_b)
+    response = client.post("/admin/incidents/integration/", {
+        "action": "send_test_alert", "_selected_action": [integration_b.pk]})
+    assert "Only a manager of its team" in messages_of(response)[-1]
+    assert not Alert.objects.exists()
