@@ -289,9 +289,12 @@ class IntegrationAdmin(TeamScopedAdmin):
         except ValueError as exc:
             self.message_user(request, str(exc), messages.ERROR)
             return
-        link = incident_link(result.incident) if result.incident else ""
+        link = ""
+        if result.incident:
+            url = reverse("admin:incidents_incident_change", args=[result.incident.pk])
+            link = format_html(' <a href="{}">Open {} →</a>', url, result.incident.ref)
         self.message_user(
-            request, format_html("Test alert sent to {}: {}. {}", integration, result.message, link),
+            request, format_html("Test alert sent to {}: {}.{}", integration, result.message, link),
             messages.SUCCESS,
         )
 

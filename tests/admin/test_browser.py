@@ -87,3 +87,33 @@ def test_acknowledge_from_the_browser(live_server, browser, transactional_db, re
     incident.refresh_from_db()
     assert incident.status == Incident.Status.ACKNOWLEDGED and incident.acknowledged_by == responder
     assert list(incident.timeline.values_list("kind", flat=True)) == ["triggered", "acknowledged", "note"]
+
+
+def test_manager_sets_up_triage_and_tests_an_integration(live_server, browser, transactional_db, manager,
+                                                         service_a, make_integration):
+    from incidents.models import Alert, TriageRule
+
+    integration = make_integration(service_a)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{live_server.url}/admin/login/?next=/admin/incidents/triagerule/")
+    page.fill("#id_username", manager.username)
+    page.fill("#id_password", "pw-maya")
+    page.click("input[type=submit]")
+    page.click("text=Load rule templates")
+    page.wait_for_selector("#tpl-database-down")
+    page.click("input[type=submit][value='Create rules']")
+    page.wait_for_selector(".messagelist")
+    assert "Created 5 rule(s)" in page.inner_text(".messagelist")
+    assert "Database down is SEV1 / P1" in page.inner_text("#result_list")
+    VAR.mkdir(exist_ok=True)
+    page.screenshot(path=str(VAR / "console-triage-rules.png"), full_page=True)
+    assert TriageRule.objects.filter(team=service_a.team).count() == 5
+
+    page.goto(f"{live_server.url}/admin/incidents/integration/{integration.pk}/change/")
+    assert integration.url in page.inner_text("body")
+    page.click("button:has-text('Send test alert')")
+    page.wait_for_selector(".messagelist")
+    assert "Test alert sent" in page.inner_text(".messagelist")
+    page.screenshot(path=str(VAR / "console-integration.png"), full_page=True)
+    alert = Alert.objects.get(integration=integration)
+    assert alert.outcome == "opened"
