@@ -7,6 +7,7 @@ from datetime import time
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 
@@ -96,7 +97,7 @@ class Rotation(models.Model):
         default=1,
         help_text="Layer order: the highest layer with someone on call wins.",
     )
-    shift_amount = models.PositiveIntegerField(default=1)
+    shift_amount = models.PositiveIntegerField(default=1, validators=[MinValueValidator(1)])
     shift_unit = models.CharField(max_length=10, choices=Unit.choices, default=Unit.WEEKS)
     handoff_date = models.DateField(help_text="Any date with a handoff (e.g. a Monday for weekly).")
     handoff_time = models.TimeField(default=time(9, 0), help_text="Local time of the handoff.")
