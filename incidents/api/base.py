@@ -13,6 +13,7 @@ from django.db.models import ProtectedError, QuerySet
 from rest_framework import permissions as drf_permissions
 from rest_framework import serializers, status, viewsets
 from rest_framework.exceptions import APIException
+from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.relations import ManyRelatedField
 
 from ircore import permissions
@@ -60,9 +61,15 @@ class TeamWritePermission(drf_permissions.BasePermission):
         return True
 
 
+class Pagination(LimitOffsetPagination):
+    # One request must not be able to dump 100,000 incidents or a million alerts.
+    max_limit = 500
+
+
 class TeamScopedModelViewSet(TeamScopedViewSetMixin, viewsets.ModelViewSet):
     """CRUD on a team-owned model. ``team_field`` locates the owning team."""
 
+    pagination_class = Pagination
     permission_classes = [drf_permissions.IsAuthenticated, TeamWritePermission]
 
     def team_id_from_data(self, data: dict[str, Any]) -> int | None:

@@ -20,7 +20,7 @@ from rest_framework.response import Response
 
 from incidents import services
 from incidents.api import filters
-from incidents.api.base import Conflict, TeamScopedModelViewSet, TeamWritePermission
+from incidents.api.base import Conflict, Pagination, TeamScopedModelViewSet, TeamWritePermission
 from incidents.api.serializers import (
     AlertDetailSerializer,
     AlertSerializer,
@@ -68,6 +68,7 @@ class ServiceTimelineViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     and its incidents' entries. Routed as /services/{service_id}/timeline/."""
 
     serializer_class = ServiceTimelineEntrySerializer
+    pagination_class = Pagination
     filter_backends = [DjangoFilterBackend]
     filterset_class = filters.ServiceTimelineFilter
     queryset = TimelineEntry.objects.all()
@@ -129,6 +130,7 @@ class MaintenanceWindowViewSet(TeamScopedModelViewSet):
 )
 class AlertViewSet(TeamScopedViewSetMixin, viewsets.ReadOnlyModelViewSet):
     team_field = "service__team"
+    pagination_class = Pagination
     queryset = Alert.objects.all()
     filterset_class = filters.AlertFilter
     search_fields = ["summary", "source"]
@@ -201,6 +203,7 @@ class IncidentViewSet(
     may acknowledge, resolve, add notes and change severity, priority and roles."""
 
     responders_can_write = True
+    pagination_class = Pagination
     permission_classes = [IsAuthenticated, TeamWritePermission]
     http_method_names = ["get", "post", "patch", "head", "options"]
     queryset = Incident.objects.select_related("service", "acknowledged_by", "resolved_by", "commander",

@@ -419,3 +419,18 @@ def test_service_timeline_shows_change_events_and_incident_entries(responder_api
     assert responder_api.get(base, {"kind": "triggered"}).json()["count"] == 1
     assert responder_api.get(base, {"kind": "bogus"}).status_code == 400
     assert responder_api.get(f"/api/v1/services/{service_b.pk}/timeline/").status_code == 404
+
+
+@pytest.mark.parametrize("path", ["/api/v1/services/", "/api/v1/triage-rules/"])
+def test_config_list_query_counts_are_constant(manager_api, team_a, service_a, integration_a, path):
+    def add(n):
+        for _ in range(n):
+            i = Service.objects.count()
+            service = Service.objects.create(team=team_a, name=f"svc{i}")
+            TriageRule.objects.create(team=team_a, name=f"r{i}", match_service=service,
+                                      route_to_service=service, match_integration=integration_a)
+
+    add(1)
+    few = _queries(manager_api, path)
+    add(6)
+    assert _queries(manager_api, path) == few

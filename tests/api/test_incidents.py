@@ -380,3 +380,14 @@ def test_list_query_count_does_not_grow_with_rows(responder_api, integration_a, 
     many = _queries(responder_api, URL)
     assert few == many, (few, many)
     assert many <= 8
+
+
+def test_page_size_is_capped(responder_api, integration_a, open_incident, monkeypatch):
+    from incidents.api.base import Pagination
+
+    assert Pagination.max_limit == 500
+    monkeypatch.setattr(Pagination, "max_limit", 2)
+    for i in range(3):
+        open_incident(integration_a, dedup_key=f"cap{i}")
+    page = responder_api.get(URL, {"limit": 100000}).json()
+    assert page["count"] == 3 and len(page["results"]) == 2
