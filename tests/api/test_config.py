@@ -434,3 +434,17 @@ def test_config_list_query_counts_are_constant(manager_api, team_a, service_a, i
     few = _queries(manager_api, path)
     add(6)
     assert _queries(manager_api, path) == few
+
+
+def test_user_without_team_cannot_create_anything(api_as, django_user_model, team_a, service_a):
+    client = api_as(django_user_model.objects.create_user("lonely"))
+    response = client.post("/api/v1/services/", {"team": team_a.pk, "name": "x"}, format="json")
+    assert response.status_code == 403
+    assert client.get("/api/v1/services/").json()["count"] == 0
+    assert client.get(f"/api/v1/services/{service_a.pk}/timeline/").status_code == 404
+
+
+def test_malformed_json_is_400(manager_api, team_a):
+    response = manager_api.generic("POST", "/api/v1/services/", '{"team": ', content_type="application/json")
+    assert response.status_code == 400 and "JSON parse error" in response.json()["detail"]
+    assert not Service.objects.exists()

@@ -391,3 +391,12 @@ def test_page_size_is_capped(responder_api, integration_a, open_incident, monkey
         open_incident(integration_a, dedup_key=f"cap{i}")
     page = responder_api.get(URL, {"limit": 100000}).json()
     assert page["count"] == 3 and len(page["results"]) == 2
+
+
+@pytest.mark.parametrize("raw", ["[1, 2]", '"SEV1"', "{not json"])
+def test_patch_with_a_body_that_is_not_an_object_is_400(responder_api, incident_a, raw):
+    response = responder_api.generic("PATCH", url(incident_a), raw, content_type="application/json")
+    assert response.status_code == 400
+    body = response.json()
+    assert "JSON parse error" in body.get("detail", "") or "Expected a dictionary" in str(body)
+    assert kinds(incident_a) == ["triggered"]
