@@ -162,9 +162,9 @@ def recipients_for(*, page: StatusPage, component_ids: set[int]) -> list[Subscri
     return result
 
 
-def _unsubscribe_headers(subscriber: Subscriber) -> dict[str, str]:
+def _unsubscribe_headers(subscriber: Subscriber, url: str) -> dict[str, str]:
     return {
-        "List-Unsubscribe": f"<{unsubscribe_url(subscriber)}>",
+        "List-Unsubscribe": f"<{url}>",
         "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
         "List-Id": f"{subscriber.page.title} status <{subscriber.page.slug}.status.ircore>",
     }
@@ -200,10 +200,11 @@ def update_deliver(*, update_id: int, subscriber_id: int) -> str:
         )
         return "webhook"
     is_maintenance = update.maintenance_id is not None
+    leave_url = unsubscribe_url(subscriber)  # once: header and footer carry the same link
     email_send(
         name="statuspage-update",
         to=[subscriber.email],
-        headers=_unsubscribe_headers(subscriber),
+        headers=_unsubscribe_headers(subscriber, leave_url),
         context={
             "page": page,
             "item": item,
@@ -211,7 +212,7 @@ def update_deliver(*, update_id: int, subscriber_id: int) -> str:
             "is_maintenance": is_maintenance,
             "status_label": update.status.replace("_", " ").capitalize(),
             "item_url": f"{settings.PUBLIC_URL}{item.get_absolute_url()}",
-            "unsubscribe_url": unsubscribe_url(subscriber),
+            "unsubscribe_url": leave_url,
             "tz": page.tz,
             "components": list(item.components.all()),
         },

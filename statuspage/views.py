@@ -98,8 +98,9 @@ def cached_response(
         response = HttpResponse(body, content_type=content_type)
     response["ETag"] = etag
     response["Last-Modified"] = http_date(last_modified)
-    # Login-only pages must never sit in a shared cache.
-    response["Cache-Control"] = "public, max-age=30" if page.is_public else "private, no-cache"
+    # Revalidate every time (a status page must not show a stale "all good"); the ETag
+    # makes that a cheap 304. Login-only pages must never sit in a shared cache.
+    response["Cache-Control"] = "public, no-cache" if page.is_public else "private, no-cache"
     response["Vary"] = "Cookie" if not page.is_public else "Accept-Encoding"
     for name, value in (headers or {}).items():
         response[name] = value
