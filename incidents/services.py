@@ -12,7 +12,7 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import Exists, F, OuterRef
 from django.dispatch import Signal
 from django.utils import timezone
 
@@ -275,11 +275,15 @@ def _open_incident_of_integration(integration: Integration, keys: set[str]) -> I
     its key from fields an acknowledge/resolve does not carry (PagerDuty's carry only
     the key the trigger's answer returned); like PagerDuty, only the integration that
     sent the trigger can acknowledge or resolve it this way."""
+    # Filtering by the team's services and excluding resolved (the partial unique
+    # index's own predicate) keeps this an index look-up per service, not a scan.
     pk = (
         Incident.objects.filter(
-            team_id=integration.service.team_id, dedup_key__in=keys,
-            status__in=[Status.TRIGGERED, Status.ACKNOWLEDGED], alerts__integration=integration,
+            service_id__in=Service.objects.filter(team_id=integration.service.team_id).values("pk"),
+            dedup_key__in=keys,
         )
+        .exclude(status=Status.RESOLVED)
+        .filter(Exists(Alert.objects.filter(incident=OuterRef("pk"), integration=integration)))
         .order_by("-triggered_at")
         .values_list("pk", flat=True)
         .first()
