@@ -213,10 +213,11 @@ def _window_intervals(
     last = _to_local_naive(end, tz).date() + timedelta(days=1)
     out: list[tuple[datetime, datetime]] = []
     day = first
+    by_weekday: dict[int, list[Window]] = {}
+    for w in windows:
+        by_weekday.setdefault(w.weekday, []).append(w)
     while day <= last:
-        for w in windows:
-            if w.weekday != day.weekday():
-                continue
+        for w in by_weekday.get(day.weekday(), ()):
             s_local = datetime.combine(day, w.start)
             e_day = day if w.end > w.start else day + timedelta(days=1)
             e_local = datetime.combine(e_day, w.end)
@@ -358,9 +359,15 @@ def final_schedule(
         cuts.add(min(o.end, end))
     points = sorted(cuts)
     pointers = [0] * len(layers)
-    open_shifts: dict[tuple, Shift] = {}
+    # Overrides enter the active set in start order and leave when they end (a sweep,
+    # not a scan of every override for every interval).
+    pending = sorted(overrides, key=lambda o: o.start)
+    next_pending = 0
+    active: list[OverrideSpec] = []
+    open_starts: dict[tuple, datetime] = {}
     done: list[Shift] = []
-    for a, b in zip(points, points[1:], strict=False):
+    gap_key = (None, Source.GAP, None, None)
+    for a in points[:-1]:
         base: list[tuple[int, int | None]] = []
         for idx, layer in enumerate(layers):
             segs = segments[idx]
@@ -370,25 +377,22 @@ def final_schedule(
             pointers[idx] = p
             user = segs[p][2] if p < len(segs) and segs[p][0] <= a else None
             base.append((layer.id, user))
-        active = [o for o in overrides if o.start <= a and o.end > a]
+        while next_pending < len(pending) and pending[next_pending].start <= a:
+            active.append(pending[next_pending])
+            next_pending += 1
+        if active:
+            active = [o for o in active if o.end > a]
         now_on = _resolve(base, active)
-        keys: dict[tuple, OnCall | None] = {
-            (oc.user_id, oc.source, oc.layer_id, oc.override_id): oc for oc in now_on
-        }
-        if not now_on:
-            keys[(None, Source.GAP, None, None)] = None
-        for key in list(open_shifts):
-            if key not in keys:
-                done.append(open_shifts.pop(key))
+        keys = {(oc.user_id, oc.source, oc.layer_id, oc.override_id) for oc in now_on}
+        if not keys:
+            keys = {gap_key}
+        for key in [k for k in open_starts if k not in keys]:
+            done.append(Shift(open_starts.pop(key), a, *key, schedule_id=schedule.id))
         for key in keys:
-            current = open_shifts.get(key)
-            if current is not None and current.end == a:
-                open_shifts[key] = Shift(current.start, b, *key, schedule_id=schedule.id)
-            else:
-                if current is not None:
-                    done.append(current)
-                open_shifts[key] = Shift(a, b, *key, schedule_id=schedule.id)
-    done.extend(open_shifts.values())
+            if key not in open_starts:
+                open_starts[key] = a
+    for key, shift_start in open_starts.items():
+        done.append(Shift(shift_start, end, *key, schedule_id=schedule.id))
     if not include_gaps:
         done = [s for s in done if s.user_id is not None]
     done.sort(key=lambda s: (s.start, s.user_id is None, s.user_id or 0))

@@ -26,8 +26,13 @@ def restrictions_to_windows(restrictions: list[dict]) -> tuple[engine.Window, ..
 
 
 def member_periods(rows: Iterable[RotationMember]) -> tuple[engine.MemberPeriod, ...]:
-    """Turn versioned member rows into consecutive periods with the ordered list in force."""
+    """Turn versioned member rows (models or rows with the same attribute names) into
+    consecutive periods with the ordered list in force."""
     rows = list(rows)
+    if all(r.effective_from is None and r.effective_until is None for r in rows):
+        # The common case: a list that never changed.
+        ordered = sorted(rows, key=lambda r: (r.position, r.id))
+        return (engine.MemberPeriod(tuple(r.user_id for r in ordered)),) if rows else ()
     cuts = sorted(
         {r.effective_from for r in rows if r.effective_from is not None}
         | {r.effective_until for r in rows if r.effective_until is not None}
@@ -51,8 +56,9 @@ def member_periods(rows: Iterable[RotationMember]) -> tuple[engine.MemberPeriod,
 
 
 def rotation_to_layer(rotation: Rotation, members: Iterable[RotationMember]) -> engine.Layer:
+    """``rotation``: a model or a row with the same attribute names."""
     return engine.Layer(
-        id=rotation.pk,
+        id=rotation.id,
         priority=rotation.priority,
         name=rotation.name,
         anchor=datetime.combine(rotation.handoff_date, rotation.handoff_time),
@@ -62,6 +68,11 @@ def rotation_to_layer(rotation: Rotation, members: Iterable[RotationMember]) -> 
         windows=restrictions_to_windows(rotation.restrictions),
         timezone=rotation.timezone or None,
     )
+
+
+_ROTATION_FIELDS = ("id", "schedule_id", "name", "priority", "shift_amount", "shift_unit", "handoff_date",
+                    "handoff_time", "timezone", "restrictions")
+_MEMBER_FIELDS = ("id", "rotation_id", "user_id", "position", "effective_from", "effective_until")
 
 
 def schedule_specs(
@@ -74,12 +85,13 @@ def schedule_specs(
     Only overrides overlapping [start, end) are loaded when a span is given."""
     schedules = list(schedules)
     ids = [s.pk for s in schedules]
-    rotations: dict[int, list[Rotation]] = defaultdict(list)
-    for rotation in Rotation.objects.filter(schedule_id__in=ids):
+    # Plain rows, not model instances: building 10,000s of models dominates otherwise.
+    rotations: dict[int, list] = defaultdict(list)
+    for rotation in Rotation.objects.filter(schedule_id__in=ids).values_list(*_ROTATION_FIELDS, named=True):
         rotations[rotation.schedule_id].append(rotation)
-    members: dict[int, list[RotationMember]] = defaultdict(list)
-    for row in RotationMember.objects.filter(rotation__schedule_id__in=ids).only(
-        "rotation_id", "user_id", "position", "effective_from", "effective_until"
+    members: dict[int, list] = defaultdict(list)
+    for row in RotationMember.objects.filter(rotation__schedule_id__in=ids).values_list(
+        *_MEMBER_FIELDS, named=True
     ):
         members[row.rotation_id].append(row)
     overrides: dict[int, list[engine.OverrideSpec]] = defaultdict(list)
@@ -95,7 +107,7 @@ def schedule_specs(
             id=s.pk,
             name=s.name,
             timezone=s.timezone,
-            layers=tuple(rotation_to_layer(r, members[r.pk]) for r in rotations[s.pk]),
+            layers=tuple(rotation_to_layer(r, members[r.id]) for r in rotations[s.pk]),
             overrides=tuple(overrides[s.pk]),
         )
         for s in schedules
