@@ -249,6 +249,23 @@ class NoteSerializer(serializers.Serializer):
 
 # --------------------------------------------------------------------------- incidents
 
+
+class IncidentDeclareSerializer(ScopedRelatedFieldsMixin, serializers.Serializer):
+    """Open an incident by hand (no alert): a customer report, an outage someone noticed."""
+
+    service = serializers.PrimaryKeyRelatedField(queryset=Service.objects.none())
+    title = serializers.CharField(max_length=1024)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    severity = serializers.ChoiceField(choices=Severity.choices, default=Severity.SEV3,
+                                       **SEVERITY_ERRORS)
+    priority = serializers.ChoiceField(choices=Priority.choices, required=False,
+                                       help_text="Defaults from the severity (SEV1 -> P1 ...).",
+                                       **PRIORITY_ERRORS)
+
+    def scoped_querysets(self, user: Any) -> dict[str, QuerySet]:
+        return {"service": _visible_services(user)}
+
+
 # Querysets are replaced per request (scoped_querysets).
 _USER_FIELD = {"slug_field": "username", "queryset": get_user_model().objects.none()}
 ROLE_FIELDS = ("commander", "communication_lead", "responders", "stakeholders", "war_room_url")

@@ -13,6 +13,7 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import filters as drf_filters
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
 from rest_framework.generics import get_object_or_404
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
@@ -24,6 +25,7 @@ from incidents.api.base import Conflict, Pagination, TeamScopedModelViewSet, Tea
 from incidents.api.serializers import (
     AlertDetailSerializer,
     AlertSerializer,
+    IncidentDeclareSerializer,
     IncidentSerializer,
     IntegrationSerializer,
     MaintenanceWindowSerializer,
@@ -199,8 +201,9 @@ class IncidentViewSet(
     mixins.UpdateModelMixin,
     viewsets.GenericViewSet,
 ):
-    """Incidents of the caller's teams. Incidents are opened by alerts; any team member
-    may acknowledge, resolve, add notes and change severity, priority and roles."""
+    """Incidents of the caller's teams, opened by alerts or declared by hand (POST); any
+    team member may declare, acknowledge, resolve, add notes and change severity,
+    priority and roles."""
 
     responders_can_write = True
     pagination_class = Pagination
@@ -223,6 +226,22 @@ class IncidentViewSet(
     def _fresh(self, incident: Incident) -> dict[str, Any]:
         incident = self.get_queryset().get(pk=incident.pk)
         return self.get_serializer(incident).data
+
+    @extend_schema(request=IncidentDeclareSerializer, responses={201: IncidentSerializer})
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Declare an incident by hand; any member of the service's team may."""
+        serializer = IncidentDeclareSerializer(data=request.data, context=self.get_serializer_context())
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        self.check_team_write(data["service"].team_id)
+        try:
+            incident = services.incident_declare(
+                service=data["service"], title=data["title"], description=data["description"],
+                severity=data["severity"], priority=data.get("priority", ""), user=request.user, via=VIA,
+            )
+        except ValueError as exc:  # the service's own checks, should validation ever miss one
+            raise ValidationError({"non_field_errors": [str(exc)]}) from None
+        return Response(self._fresh(incident), status=status.HTTP_201_CREATED)
 
     def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         incident = self.get_object()

@@ -63,6 +63,9 @@ def test_schema_is_served_and_describes_the_resources(db):
         assert "post" in paths[f"/api/v1/incidents/{{id}}/{name}/"]
     assert "get" in paths["/api/v1/incidents/{id}/timeline/"]
     assert "put" not in paths["/api/v1/incidents/{id}/"]
+    assert "delete" not in paths["/api/v1/incidents/{id}/"]
+    declare = paths["/api/v1/incidents/"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert declare == {"$ref": "#/components/schemas/IncidentDeclare"}
     params = {p["name"] for p in paths["/api/v1/incidents/"]["get"]["parameters"]}
     assert {"status", "severity", "priority", "service", "team", "dedup_key", "triggered_after",
             "triggered_before", "search", "ordering"} <= params

@@ -76,10 +76,48 @@ def test_put_is_not_allowed(responder_api, incident_a):
     assert responder_api.put(url(incident_a), {"severity": "SEV1"}, format="json").status_code == 405
 
 
-def test_create_and_delete_are_not_routes(responder_api, admin_api, incident_a):
-    assert admin_api.post(URL, {"title": "x"}, format="json").status_code == 405
+def test_delete_is_not_a_route(admin_api, incident_a):
     assert admin_api.delete(url(incident_a)).status_code == 405
     assert Incident.objects.count() == 1
+
+
+def test_responder_declares_an_incident(responder_api, service_a):
+    body = {"service": service_a.pk, "title": "  Customers report failed refunds ", "severity": "SEV2",
+            "description": "3 tickets in 10 minutes"}
+    response = responder_api.post(URL, body, format="json")
+    assert response.status_code == 201, response.content
+    data = response.json()
+    assert data["title"] == "Customers report failed refunds" and data["status"] == "triggered"
+    assert (data["severity"], data["priority"]) == ("SEV2", "P2")
+    assert data["team"] == service_a.team_id and data["ref"].startswith("INC-")
+    incident = Incident.objects.get(pk=data["id"])
+    entry = TimelineEntry.objects.get(incident=incident)
+    assert entry.kind == "triggered" and entry.actor.username == "rita" and entry.via == "api"
+    body = {"service": service_a.pk, "title": "x", "priority": "P1"}
+    response = responder_api.post(URL, body, format="json")
+    assert (response.json()["severity"], response.json()["priority"]) == ("SEV3", "P1")
+
+
+@pytest.mark.parametrize("body,field,message", [
+    ({"title": "x"}, "service", "required"),
+    ({"service": "SB", "title": "x"}, "service", "Incorrect type"),
+    ({"service": "SA", "title": "   "}, "title", "blank"),
+    ({"service": "SA"}, "title", "required"),
+    ({"service": "SA", "title": "x", "severity": "SEV0"}, "severity", "not a valid severity"),
+    ({"service": "SA", "title": "x", "priority": "P0"}, "priority", "not a valid priority"),
+])
+def test_bad_declare_is_400_and_opens_nothing(responder_api, service_a, body, field, message):
+    body = {key: service_a.pk if value == "SA" else value for key, value in body.items()}
+    response = responder_api.post(URL, body, format="json")
+    assert response.status_code == 400
+    assert message in str(response.json()[field])
+    assert not Incident.objects.exists()
+
+
+def test_cannot_declare_in_another_team(responder_api, service_b):
+    response = responder_api.post(URL, {"service": service_b.pk, "title": "x"}, format="json")
+    assert response.status_code == 400 and "does not exist" in response.json()["service"][0]
+    assert not Incident.objects.exists()
 
 
 # --------------------------------------------------------------------------- filters
