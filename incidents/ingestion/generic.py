@@ -11,7 +11,7 @@ from typing import Any
 from django.http import QueryDict
 
 from incidents.events import AlertEvent, severity_from_text
-from incidents.ingestion.common import InvalidEvent, parse_json_object
+from incidents.ingestion.common import InvalidEvent, parse_json_object, render_details
 from incidents.models import AlertAction, Integration, Priority
 
 
@@ -53,8 +53,7 @@ def events_from(integration: Integration, data: dict[str, Any]) -> list[AlertEve
     summary = _string(data, "summary", errors, max_length=1024).strip()
     if "summary" not in data or (not summary and "'summary' must be a string" not in errors):
         errors.append("'summary' is required")
-    details_raw = data.get("details", "")
-    details = details_raw if isinstance(details_raw, str) else json.dumps(details_raw, indent=2)
+    details = render_details(data.get("details"))
     action = _string(data, "action", errors, max_length=20).strip().lower() or AlertAction.TRIGGER
     if action not in AlertAction.values:
         errors.append(f"'action' must be one of {', '.join(AlertAction.values)}, got {action!r}")

@@ -58,3 +58,40 @@ def test_bad_input_is_400_naming_the_field(client, integration, body, field):
 def test_unknown_token_is_404(client, db):
     r = client.post("/integrations/generic/nope/", {"summary": "x"}, content_type="application/json")
     assert r.status_code == 404
+
+
+def test_form_body_and_details_object(client, integration):
+    r = client.post(f"/integrations/generic/{integration.token}/",
+                    "summary=queue+backlog&severity=warning&labels=%7B%22env%22%3A%22prod%22%7D",
+                    content_type="application/x-www-form-urlencoded")
+    assert r.status_code == 202, r.content
+    alert = Alert.objects.get()
+    assert (alert.summary, alert.severity, alert.labels) == ("queue backlog", "SEV3", {"env": "prod"})
+    post(client, integration, {"summary": "y", "details": {"queue": "mail", "depth": 1200}})
+    assert Alert.objects.get(summary="y").details == "queue: mail\ndepth: 1200"
+
+
+@pytest.mark.parametrize("body,content_type,needle", [
+    (b"{oops", "application/json", "not valid JSON"),
+    (b"", "application/json", "empty"),
+    (b"[]", "application/json", "JSON object"),
+    (b"summary=x&labels=%7Bnope", "application/x-www-form-urlencoded", "'labels' must be JSON"),
+    (b"--b\r\n", "multipart/form-data; boundary=b", "multipart"),
+    (b'{"summary": "x", "priority": "P9"}', "application/json", "'priority'"),
+    (b'{"summary": "' + b"x" * 1025 + b'"}', "application/json", "'summary' is longer"),
+    (b'{"summary": "x", "links": [{"text": "no href"}]}', "application/json", "'links'"),
+    (b'{"summary": "x", "dedup_key": ["k"]}', "application/json", "'dedup_key' must be a string"),
+    (b'{"summary": "x", "source": {"a": 1}}', "application/json", "'source' must be a string"),
+])
+def test_generic_bad_bodies_are_400(client, integration, body, content_type, needle):
+    r = client.post(f"/integrations/generic/{integration.token}/", body, content_type=content_type)
+    assert r.status_code == 400, r.content
+    assert needle in " ".join(r.json()["errors"])
+    assert Alert.objects.count() == 0
+
+
+def test_acknowledge_via_generic(client, integration):
+    post(client, integration, {"summary": "x", "dedup_key": "k"})
+    r = post(client, integration, {"summary": "x", "dedup_key": "k", "action": "acknowledge"})
+    assert r.json()["outcome"] == "acknowledged"
+    assert Incident.objects.get().status == "acknowledged"
