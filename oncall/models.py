@@ -102,7 +102,9 @@ class Rotation(models.Model):
     handoff_date = models.DateField(help_text="Any date with a handoff (e.g. a Monday for weekly).")
     handoff_time = models.TimeField(default=time(9, 0), help_text="Local time of the handoff.")
     timezone = models.CharField(
-        max_length=64, blank=True, validators=[validate_timezone],
+        max_length=64,
+        blank=True,
+        validators=[validate_timezone],
         help_text="Optional: this layer's own time zone (follow-the-sun). Empty: the schedule's.",
     )
     restrictions = models.JSONField(
@@ -208,6 +210,26 @@ class Override(models.Model):
                 errors["user"] = "This person is not a member of the schedule's team."
             if self.replaced_user_id and self.replaced_user_id not in members:
                 errors["replaced_user"] = "This person is not a member of the schedule's team."
+        if not errors and self.schedule_id and self.start and self.end:
+            # The same change twice over overlapping times is a mistake, not a layering.
+            same = (
+                Override.objects.filter(
+                    schedule_id=self.schedule_id,
+                    kind=self.kind,
+                    user_id=self.user_id,
+                    replaced_user_id=self.replaced_user_id,
+                    start__lt=self.end,
+                    end__gt=self.start,
+                )
+                .exclude(pk=self.pk)
+                .order_by("start")
+                .first()
+            )
+            if same is not None:
+                errors["start"] = (
+                    f"Overlaps override #{same.pk} ({same.start:%Y-%m-%d %H:%M} - "
+                    f"{same.end:%Y-%m-%d %H:%M} UTC) that does the same; change that one instead."
+                )
         if errors:
             raise ValidationError(errors)
 

@@ -215,6 +215,11 @@ def test_overrides_by_responders_and_validation(responder, secondary, outsider, 
         ({"kind": "add"}, "replaced_user", "Only a replace"),
         ({"kind": "swap"}, "kind", "not a valid override kind"),
         ({"replaced_user": secondary.pk}, "replaced_user", "cannot replace themselves"),
+        (
+            {"start": "2024-03-28T16:00:00+01:00", "end": "2024-03-28T20:00:00+01:00"},
+            "start",
+            "Overlaps override",
+        ),
     ]
     for change, field, message in cases:
         r = client.post(url, {**ok, **change}, format="json")
@@ -271,6 +276,11 @@ def test_api_shift_list_agrees_with_oncall_for_each_shift(manager, weekly, secon
 
 def test_openapi_schema_documents_the_schedule_endpoints(manager):
     body = api(manager).get("/api/schema/").content.decode()
-    for path in ["/api/v1/schedules/{id}/shifts/", "/api/v1/schedules/{id}/oncall/", "/api/v1/oncall/",
-                 "/api/v1/rotations/{id}/members/", "/api/v1/overrides/"]:
+    for path in [
+        "/api/v1/schedules/{id}/shifts/",
+        "/api/v1/schedules/{id}/oncall/",
+        "/api/v1/oncall/",
+        "/api/v1/rotations/{id}/members/",
+        "/api/v1/overrides/",
+    ]:
         assert path in body

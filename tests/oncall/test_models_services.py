@@ -139,3 +139,39 @@ def test_regenerating_the_token_revokes_the_old_one(schedule):
     new = schedule_ical_token_regenerate(schedule=schedule)
     assert new != old and len(new) >= 30
     assert not Schedule.objects.filter(ical_token=old).exists()
+
+
+def test_duplicate_overlapping_override_is_refused_but_adjacent_is_fine(schedule, responder, secondary):
+    start = utc(2024, 1, 1, 10)
+    first = override_create(
+        schedule=schedule,
+        kind="replace",
+        start=start,
+        end=start + timedelta(hours=4),
+        user_id=secondary.pk,
+        replaced_user_id=responder.pk,
+    )
+    with pytest.raises(ValidationError, match=f"Overlaps override #{first.pk}"):
+        override_create(
+            schedule=schedule,
+            kind="replace",
+            start=start + timedelta(hours=3),
+            end=start + timedelta(hours=6),
+            user_id=secondary.pk,
+            replaced_user_id=responder.pk,
+        )
+    override_create(
+        schedule=schedule,
+        kind="replace",
+        start=start + timedelta(hours=4),
+        end=start + timedelta(hours=6),
+        user_id=secondary.pk,
+        replaced_user_id=responder.pk,
+    )
+    # A different change over the same time is a legitimate layering.
+    override_create(
+        schedule=schedule, kind="add", start=start, end=start + timedelta(hours=4), user_id=responder.pk
+    )
+    first.end = start + timedelta(hours=3)
+    first.full_clean()  # editing itself does not collide with itself
+    assert Override.objects.count() == 3
