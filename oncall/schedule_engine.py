@@ -408,11 +408,18 @@ def next_handoff(
     """The first instant after ``after`` where the set of people on call changes."""
     _check_aware(after)
     now = {oc.user_id for oc in oncall_at(schedule, after)}
-    for shift in final_schedule(schedule, after, after + horizon):
-        if shift.start > after:
-            if {oc.user_id for oc in oncall_at(schedule, shift.start)} != now:
+    limit = after + horizon
+    span = timedelta(days=2)
+    # Look a little ahead first and widen only when nothing changes: most schedules
+    # hand off within days, and the console asks this for a whole page of schedules.
+    while True:
+        window_end = min(after + span, limit)
+        for shift in final_schedule(schedule, after, window_end):
+            if shift.start > after and {oc.user_id for oc in oncall_at(schedule, shift.start)} != now:
                 return shift.start
-    return None
+        if window_end >= limit:
+            return None
+        span *= 6
 
 
 def local_day_bounds(day: date, tz_name: str) -> tuple[datetime, datetime]:

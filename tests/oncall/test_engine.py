@@ -380,3 +380,10 @@ def test_naive_instants_are_refused():
         oncall_at(sched(layer()), datetime(2024, 1, 1))
     with pytest.raises(ValueError):
         final_schedule(sched(layer()), utc(2024, 1, 2), utc(2024, 1, 1))
+
+
+def test_next_handoff_far_ahead_and_none_within_the_horizon():
+    spec = sched(layer(members=(A, B), amount=3, unit="weeks"))
+    assert next_handoff(spec, utc(2024, 1, 2)) == utc(2024, 1, 22, 9)
+    assert next_handoff(sched(layer(members=(A,))), utc(2024, 1, 2)) is None
+    assert next_handoff(spec, utc(2024, 1, 2), horizon=timedelta(days=10)) is None
