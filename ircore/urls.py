@@ -8,6 +8,8 @@ from ircore.views import healthz
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("healthz", healthz, name="healthz"),
+    # Console pages that are not a model admin; before admin/ so its catch-all does not take them.
+    path("admin/metrics/", include("postmortems.admin_urls")),
     path("admin/", admin.site.urls),
     path("integrations/", include("incidents.urls")),
     path("status/", include("statuspage.urls")),

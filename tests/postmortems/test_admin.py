@@ -1,0 +1,190 @@
+"""Console: start, edit (audited), workflow buttons, print/export, incident actions,
+dashboard lists, problems; and team isolation on every page."""
+
+from datetime import date, timedelta
+
+import pytest
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.test import Client
+
+from incidents.models import Problem
+from postmortems import services
+from postmortems.models import ActionItem, Postmortem
+
+
+@pytest.fixture
+def as_user():
+    def login(user):
+        client = Client()
+        client.force_login(user)
+        return client
+
+    return login
+
+
+def change_form_data(response) -> dict:
+    """What a browser would post back unchanged: the main form and every inline."""
+    data: dict = {}
+
+    def add(form, prefix=""):
+        for name in form.fields:
+            value = form[name].value()
+            key = f"{prefix}{name}"
+            if value is None or value is False:
+                continue
+            if isinstance(value, list | tuple):
+                data[key] = [str(getattr(v, "pk", v)) for v in value]
+            else:
+                data[key] = getattr(value, "pk", value)
+
+    add(response.context["adminform"].form)
+    for inline in response.context["inline_admin_formsets"]:
+        formset = inline.formset
+        for name in formset.management_form.fields:
+            data[f"{formset.prefix}-{name}"] = formset.management_form[name].value()
+        for form in formset.forms:
+            add(form, f"{form.prefix}-")
+    return data
+
+
+def test_start_from_add_view_and_refusal(as_user, responder, resolved_incident, make_resolved):
+    client = as_user(responder)
+    page = client.get(f"/admin/postmortems/postmortem/add/?incidents={resolved_incident.pk}")
+    assert page.status_code == 200 and resolved_incident.ref in page.content.decode()
+    open_one = make_resolved(resolve=False)
+    res = client.post("/admin/postmortems/postmortem/add/", {"incidents": [open_one.pk]})
+    assert res.status_code == 200 and not Postmortem.objects.exists()  # not offered: only resolved ones
+    res = client.post("/admin/postmortems/postmortem/add/", {"incidents": [resolved_incident.pk]})
+    pm = Postmortem.objects.get()
+    assert res.status_code == 302 and res["Location"].endswith(f"/postmortem/{pm.pk}/change/")
+
+
+def test_edit_through_change_form_is_audited_and_inlines_go_through_services(
+    as_user, responder, resolved_incident
+):
+    pm = services.postmortem_create(incidents=[resolved_incident], user=responder)
+    client = as_user(responder)
+    url = f"/admin/postmortems/postmortem/{pm.pk}/change/"
+    page = client.get(url)
+    assert page.status_code == 200
+    data = change_form_data(page)
+    data["body"] = "# New body"
+    data["action_items-0-title"] = "Add a canary stage"
+    data["action_items-0-owner"] = responder.pk
+    note_index = next(i for i, item in enumerate(pm.timeline.all()) if item.kind == "note")
+    data[f"timeline-{note_index}-hidden"] = "on"
+    res = client.post(url, data)
+    assert res.status_code == 302, res.context["adminform"].form.errors if res.context else res
+    pm.refresh_from_db()
+    assert pm.body == "# New body"
+    assert ActionItem.objects.get().title == "Add a canary stage"
+    assert pm.timeline.get(kind="note").hidden is True
+    assert {"edited", "action_item_added", "timeline_item"} <= set(
+        pm.changes.values_list("action", flat=True)
+    )
+
+
+def test_workflow_buttons(as_user, responder, secondary, resolved_incident):
+    pm = services.postmortem_create(incidents=[resolved_incident], user=responder)
+    client = as_user(responder)
+    do = f"/admin/postmortems/postmortem/{pm.pk}/do/"
+    assert client.get(do + "submit/").status_code == 405
+    client.post(do + "submit/", {})  # no reviewer picked: refused with a message
+    assert Postmortem.objects.get().status == "draft"
+    client.post(do + "submit/", {"reviewers": [secondary.pk]})
+    assert Postmortem.objects.get().status == "in_review"
+    res = client.post(do + "publish/", follow=True)
+    assert "Only a named reviewer" in res.content.decode()
+    as_user(secondary).post(do + "publish/")
+    assert Postmortem.objects.get().status == "published"
+    page = client.get(f"/admin/postmortems/postmortem/{pm.pk}/change/")
+    assert page.status_code == 200 and "The document is frozen" in page.content.decode()
+
+
+def test_print_view_and_markdown_export_keep_xss_inert(as_user, responder, resolved_incident):
+    pm = services.postmortem_create(incidents=[resolved_incident], user=responder)
+    services.postmortem_update(
+        postmortem=pm,
+        user=responder,
+        body='# Title\n\n<img src=x onerror="alert(1)"><script>alert(2)</script>\n\n[x](javascript:alert(3))',
+        contributing_factors="<b onclick=alert(4)>factor</b>",
+    )
+    client = as_user(responder)
+    html = client.get(f"/admin/postmortems/postmortem/{pm.pk}/print/").content.decode()
+    assert "<h1>Title</h1>" in html
+    for needle in ("onerror", "<script>alert(2)", "javascript:alert(3)", "<b onclick"):
+        assert needle not in html
+    assert "@media print" in html and "pm-timeline" in html
+    md = client.get(f"/admin/postmortems/postmortem/{pm.pk}/markdown/")
+    assert md["Content-Disposition"] == f'attachment; filename="postmortem-{pm.pk}.md"'
+
+
+def test_team_isolation_on_every_page(as_user, responder, outsider, resolved_incident):
+    pm = services.postmortem_create(incidents=[resolved_incident], user=responder)
+    item = services.action_item_create(postmortem=pm, user=responder, title="x")
+    client = as_user(outsider)
+    base = f"/admin/postmortems/postmortem/{pm.pk}/"
+    for url in (base + "print/", base + "markdown/"):
+        assert client.get(url).status_code == 404
+    assert client.post(base + "do/refresh/").status_code == 404
+    assert client.get(base + "change/").status_code == 302  # admin: "doesn't exist" redirect
+    assert client.get(f"/admin/postmortems/actionitem/{item.pk}/change/").status_code == 302
+    listing = client.get("/admin/postmortems/postmortem/").content.decode()
+    assert pm.title not in listing
+    assert resolved_incident.ref not in client.get("/admin/").content.decode()
+
+
+def test_incident_list_actions_start_postmortem_and_link_to_problem(
+    as_user, responder, team_a, resolved_incident
+):
+    client = as_user(responder)
+    url = "/admin/incidents/incident/"
+    res = client.post(url, {"action": "start_postmortem", ACTION_CHECKBOX_NAME: [resolved_incident.pk]})
+    pm = Postmortem.objects.get()
+    assert res.status_code == 302 and res["Location"].endswith(f"/postmortem/{pm.pk}/change/")
+    problem = Problem.objects.create(number=1, team=team_a, title="Flaky DNS")
+    page = client.post(url, {"action": "link_to_problem", ACTION_CHECKBOX_NAME: [resolved_incident.pk]})
+    assert page.status_code == 200 and "PRB-1 Flaky DNS" in page.content.decode()
+    client.post(
+        url,
+        {"action": "link_to_problem", ACTION_CHECKBOX_NAME: [resolved_incident.pk], "problem": problem.pk},
+    )
+    assert list(problem.incidents.all()) == [resolved_incident]
+
+
+def test_dashboard_lists_owing_incidents_and_overdue_items(as_user, responder, outsider, make_resolved):
+    owing = make_resolved(severity="SEV1", summary="Owes a postmortem")
+    covered = make_resolved(severity="SEV2", summary="Has one")
+    pm = services.postmortem_create(incidents=[covered], user=responder)
+    services.action_item_create(
+        postmortem=pm, user=responder, title="Late item", due_date=date.today() - timedelta(days=3)
+    )
+    page = as_user(responder).get("/admin/").content.decode()
+    panel = page[page.index('id="postmortems-panel"') :]
+    owing_list = panel[: panel.index('id="overdue-action-items"')]
+    assert owing.ref in owing_list and covered.ref not in owing_list
+    assert "Late item" in panel
+    other = as_user(outsider).get("/admin/").content.decode()
+    assert owing.ref not in other and "Late item" not in other
+
+
+def test_problem_admin_validates_and_numbers(as_user, responder, team_a, service_a):
+    client = as_user(responder)
+    base = {
+        "team": team_a.pk,
+        "title": "Pool exhaustion",
+        "status": "known_error",
+        "impact": "",
+        "root_cause": "",
+        "workaround": "",
+        "match_service": service_a.pk,
+        "match_keywords": "pool",
+        "match_dedup_key": "",
+    }
+    res = client.post("/admin/incidents/problem/add/", base)
+    assert res.status_code == 200 and "workaround" in res.context["adminform"].form.errors
+    res = client.post("/admin/incidents/problem/add/", {**base, "workaround": "restart"})
+    assert res.status_code == 302
+    assert Problem.objects.get().ref == "PRB-1"
+    search = client.get("/admin/incidents/problem/?q=restart").content.decode()
+    assert "PRB-1 Pool exhaustion" in search
