@@ -428,11 +428,31 @@ class OnCallNowViewSet(TeamScopedViewSetMixin, mixins.ListModelMixin, viewsets.G
     pagination_class = None
     serializer_class = OnCallNowSerializer
 
-    @extend_schema(parameters=[AT_PARAM], responses=OnCallNowSerializer)
+    @extend_schema(
+        parameters=[
+            AT_PARAM,
+            OpenApiParameter(
+                "user",
+                OpenApiTypes.STR,
+                description="A user id or `me`: only the schedules where that person is on call.",
+            ),
+        ],
+        responses=OnCallNowSerializer,
+    )
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         at = parse_instant(request.query_params.get("at"), "at", "UTC", timezone.now())
+        raw_user = request.query_params.get("user")
+        user_id: int | None = None
+        if raw_user == "me":
+            user_id = request.user.pk
+        elif raw_user:
+            if not raw_user.isdigit():
+                raise serializers.ValidationError({"user": "Give a user id or `me`."})
+            user_id = int(raw_user)
         schedules = list(self.filter_queryset(self.get_queryset()))
         results = selectors.schedules_oncall_at(schedules=schedules, at=at, with_next_handoff=True)
+        if user_id is not None:
+            results = [r for r in results if any(oc.user_id == user_id for oc in r.oncall)]
         users = selectors.users_by_id(oc.user_id for r in results for oc in r.oncall)
         return Response(
             {

@@ -284,3 +284,19 @@ def test_openapi_schema_documents_the_schedule_endpoints(manager):
         "/api/v1/overrides/",
     ]:
         assert path in body
+
+
+def test_oncall_for_one_person_across_schedules(responder, secondary, weekly, team_a):
+    other = Schedule.objects.create(team=team_a, name="Database", timezone="UTC")
+    Rotation.objects.create(schedule=other, name="all week", shift_unit="weeks", handoff_date="2024-01-01")
+    from oncall.services import rotation_members_set
+
+    rotation_members_set(rotation=other.rotations.get(), user_ids=[secondary.pk])
+    client = api(responder)
+    assert [s["name"] for s in client.get("/api/v1/oncall/", {"user": "me"}).json()["schedules"]] == [
+        "Primary"
+    ]
+    names = [s["name"] for s in client.get("/api/v1/oncall/", {"user": secondary.pk}).json()["schedules"]]
+    assert names == ["Database"]
+    r = client.get("/api/v1/oncall/", {"user": "sam"})
+    assert r.status_code == 400 and "user id" in r.json()["user"]
