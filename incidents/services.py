@@ -209,7 +209,7 @@ def _ingest_trigger(
     alert.outcome = Alert.Outcome.GROUPED
     alert.outcome_detail = f"Added to {incident.ref}"
     alert.save(force_insert=True)
-    updates: dict[str, Any] = {"alert_count": F("alert_count") + 1, "last_alert_at": now}
+    updates: dict[str, Any] = {"alert_count": F("alert_count") + 1, "last_alert_at": now, "updated_at": now}
     raised = _SEVERITY_RANK[alert.severity] < _SEVERITY_RANK[incident.severity]
     if raised:
         updates["severity"] = alert.severity
@@ -382,6 +382,7 @@ def change_event_record(
 
 def _cas(incident: Incident, from_statuses: list[str], **values: Any) -> bool:
     """Compare-and-set the incident row; refresh the instance's fields on success."""
+    values.setdefault("updated_at", timezone.now())  # .update() skips auto_now
     changed = Incident.objects.filter(pk=incident.pk, status__in=from_statuses).update(**values)
     if changed:
         for key, value in values.items():
@@ -461,7 +462,7 @@ def incident_mitigate(*, incident: Incident, user: User | None, via: str) -> boo
     with transaction.atomic():
         changed = Incident.objects.filter(
             pk=incident.pk, status__in=[Status.TRIGGERED, Status.ACKNOWLEDGED], mitigated_at__isnull=True
-        ).update(mitigated_at=now)
+        ).update(mitigated_at=now, updated_at=now)
         if not changed:
             return False
         incident.mitigated_at = now
@@ -505,7 +506,7 @@ def _set_field(
         old = getattr(locked, field)
         if old == value:
             return False
-        Incident.objects.filter(pk=incident.pk).update(**{field: value})
+        Incident.objects.filter(pk=incident.pk).update(**{field: value, "updated_at": timezone.now()})
         setattr(incident, field, value)
         timeline_add(incident=incident, kind=kind, actor=user, via=via,
                      message=f"{label} changed from {old} to {value} by "
