@@ -460,6 +460,17 @@ class OverdueFilter(admin.SimpleListFilter):
         return queryset
 
 
+class MineFilter(admin.SimpleListFilter):
+    title = "owner"
+    parameter_name = "mine"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("yes", "Mine")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        return queryset.filter(owner=request.user) if self.value() == "yes" else queryset
+
+
 class ActionItemForm(forms.ModelForm):
     class Meta:
         model = ActionItem
@@ -492,7 +503,7 @@ class ActionItemAdmin(TeamScopedAdmin):
         "status",
         "ticket",
     ]
-    list_filter = ["status", OverdueFilter, "kind", "priority"]
+    list_filter = ["status", OverdueFilter, MineFilter, "kind", "priority"]
     list_select_related = ["postmortem", "owner"]
     search_fields = ["title", "description", "postmortem__title"]
 
