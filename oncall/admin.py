@@ -463,3 +463,48 @@ class OverrideAdmin(TeamScopedAdmin):
         if not change:
             obj.created_by = request.user
         super().save_model(request, obj, form, change)
+
+
+# --------------------------------------------------------------------------- dashboard
+
+DASHBOARD_SCHEDULES = 20
+
+
+@admin.site.register_dashboard_panel
+def oncall_dashboard(request: HttpRequest) -> dict[str, Any] | None:
+    schedules = list(
+        permissions.scope_queryset(Schedule.objects.select_related("team"), request.user).order_by(
+            "team__name", "name"
+        )[: DASHBOARD_SCHEDULES + 1]
+    )
+    if not schedules:
+        return None
+    now = timezone.now()
+    results = selectors.schedules_oncall_at(
+        schedules=schedules[:DASHBOARD_SCHEDULES], at=now, with_next_handoff=True
+    )
+    users = selectors.users_by_id(oc.user_id for r in results for oc in r.oncall)
+    mine = selectors.user_shifts(
+        user_id=request.user.pk,
+        start=now,
+        end=now + timedelta(days=14),
+        schedules=permissions.scope_queryset(Schedule.objects.all(), request.user),
+    )
+    rows = [
+        {
+            "schedule": r.schedule,
+            "oncall": ", ".join(person(users.get(oc.user_id)) for oc in r.oncall),
+            "next_handoff": r.next_handoff.astimezone(ZoneInfo(r.schedule.timezone))
+            if r.next_handoff
+            else None,
+        }
+        for r in results
+    ]
+    return {
+        "template": "admin/oncall/dashboard_panel.html",
+        "order": 20,
+        "rows": rows,
+        "more": len(schedules) > DASHBOARD_SCHEDULES,
+        "my_next": mine[0] if mine else None,
+        "my_now": bool(mine and mine[0].start <= now),
+    }

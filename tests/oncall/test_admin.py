@@ -296,3 +296,12 @@ def test_override_admin_validates_team_members(client, manager, outsider, weekly
 
 def test_handoff_time_field_default(weekly):
     assert weekly.handoff_time == time(9)
+
+
+def test_dashboard_shows_who_is_on_call_and_my_next_shift(client, responder, outsider, weekly):
+    client.force_login(responder)
+    body = client.get(reverse("admin:index")).content.decode()
+    panel = body.split('id="oncall-now"')[1].split("</table>")[0]
+    assert "you are on call" in panel and "Primary" in panel and "Rita" in panel
+    client.force_login(outsider)
+    assert 'id="oncall-now"' not in client.get(reverse("admin:index")).content.decode()
