@@ -50,8 +50,8 @@ def _rfc3339(moment: datetime) -> str:
 
 
 @pytest.fixture
-def alertmanager(tmp_path, live_http_server, service_a, make_integration):
-    integration = make_integration(service_a, "alertmanager")
+def alertmanager(request, tmp_path, live_http_server, service_a, make_integration):
+    integration = make_integration(service_a, "alertmanager", options=getattr(request, "param", {}))
     webhook = f"{live_http_server.url}/integrations/alertmanager/{integration.token}/"
     config = tmp_path / "alertmanager.yml"
     config.write_text(json.dumps({  # YAML is a superset of JSON
@@ -101,10 +101,9 @@ def _post_alerts(api: str, alerts: list[dict]) -> None:
         assert response.status == 200
 
 
-def test_alertmanager_opens_and_resolves_incidents(alertmanager):
-    api, integration, log, server = alertmanager
+def _disk_alerts() -> list[dict]:
     started = datetime.now(UTC) - timedelta(seconds=5)
-    alerts = [
+    return [
         {
             "labels": {"alertname": "DiskFull", "instance": host, "severity": "critical"},
             "annotations": {"summary": f"Disk full on {host}", "runbook_url": "https://runbooks/disk"},
@@ -113,6 +112,15 @@ def test_alertmanager_opens_and_resolves_incidents(alertmanager):
         }
         for host in ("db1", "db2")
     ]
+
+
+def _ended(alert: dict) -> dict:
+    return {**alert, "endsAt": _rfc3339(datetime.now(UTC) - timedelta(seconds=1))}
+
+
+def test_alertmanager_opens_and_resolves_incidents(alertmanager):
+    api, integration, log, server = alertmanager
+    alerts = _disk_alerts()
     _post_alerts(api, alerts)
 
     def incidents(**filters) -> int:
@@ -126,7 +134,31 @@ def test_alertmanager_opens_and_resolves_incidents(alertmanager):
     assert {r["severity"] for r in rows} == {"SEV1"}
     assert all(len(r["dedup_key"]) == 16 for r in rows)  # Alertmanager's fingerprints
 
-    ended = datetime.now(UTC) - timedelta(seconds=1)
-    _post_alerts(api, [{**alert, "endsAt": _rfc3339(ended)} for alert in alerts])
+    _post_alerts(api, [_ended(alert) for alert in alerts])
     _wait_for("both incidents resolved", lambda: incidents(status="resolved") == 2, log)
     assert incidents() == 2
+
+
+@pytest.mark.parametrize("alertmanager", [{"group_by": "group"}], indirect=True)
+def test_group_mode_resolves_when_the_whole_group_is_resolved(alertmanager):
+    api, integration, log, server = alertmanager
+    alerts = _disk_alerts()
+    _post_alerts(api, alerts)
+
+    def incident() -> Incident | None:
+        with server.lock:
+            return Incident.objects.filter(service=integration.service).first()
+
+    _wait_for("the group's incident", lambda: incident() is not None, log)
+    opened = incident()
+    assert opened.title.startswith("[FIRING:2]") and opened.dedup_key.startswith("{}:")
+
+    # One alert of the group ends: Alertmanager sends the group again, still firing.
+    _post_alerts(api, [_ended(alerts[0])])
+    _wait_for("the partly resolved notification", lambda: incident().alert_count == 2, log)
+    assert incident().status == "triggered"
+
+    _post_alerts(api, [_ended(alerts[1])])
+    _wait_for("the group's incident resolved", lambda: incident().status == "resolved", log)
+    with server.lock:
+        assert Incident.objects.count() == 1
