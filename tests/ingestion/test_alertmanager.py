@@ -280,3 +280,20 @@ def test_grafana_group_mode_uses_title(client, service_a, make_integration):
     body = grafana_notification(am_alert("a"), am_alert("b", instance="https://b"))
     post_json(client, grafana_url(integration), body)
     assert Incident.objects.get().title == "[FIRING:2] ProbeFailure"
+
+
+def test_group_mode_notes_truncated_alerts(client, service_a, make_integration):
+    integration = make_integration(service_a, "alertmanager", options={"group_by": "group"})
+    body = notification(am_alert("a"))
+    body["truncatedAlerts"] = 7
+    post_json(client, am_url(integration), body)
+    assert "7 more alert(s) were left out" in Alert.objects.get().details
+
+
+def test_unknown_fields_are_ignored_and_kept_in_the_payload(client, am_integration):
+    body = notification(am_alert("a"))
+    body["alerts"][0]["somethingNew"] = [1, 2]
+    assert post_json(client, am_url(am_integration), body).status_code == 202
+    payload = Alert.objects.get().payload
+    assert payload["someFutureField"] == {"ignored": True}
+    assert payload["alerts"][0]["somethingNew"] == [1, 2]
