@@ -57,7 +57,12 @@ class CappedCountPaginator(Paginator):
 
     @cached_property
     def count(self) -> int:  # type: ignore[override]
-        return self.object_list[: self.CAP + 1].count()
+        # Unordered, so the database may stop after CAP + 1 rows in whatever order is
+        # cheapest instead of walking the sort index.
+        queryset = self.object_list
+        if hasattr(queryset, "order_by"):
+            queryset = queryset.order_by()
+        return queryset[: self.CAP + 1].count()
 
 
 class ScopedRelatedFilter(admin.RelatedFieldListFilter):

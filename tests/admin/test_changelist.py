@@ -110,3 +110,24 @@ def test_capped_count_paginator(login, admin_user, service_a, raise_alert, monke
     assert counts and all("LIMIT 4" in sql for sql in counts), counts
     response = client.get("/admin/incidents/alert/", {"p": 2})
     assert [a.summary for a in response.context["cl"].result_list] == ["alert 3", "alert 2"]
+
+
+def test_alert_text_search_is_bounded_to_recent_alerts(login, responder, service_a, make_integration):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from incidents.events import AlertEvent
+    from incidents.services import alert_ingest
+
+    integration = make_integration(service_a)
+    old_at = timezone.now() - timedelta(days=40)
+    old = alert_ingest(integration=integration, received_at=old_at,
+                       event=AlertEvent(summary="kafka broker down", dedup_key="k")).incident
+    alert_ingest(integration=integration, received_at=old_at,
+                 event=AlertEvent(summary="zookeeper session expired", dedup_key="k"))
+    client = login(responder)
+    assert results(client, q="kafka") == [old]  # the title is always searched
+    assert results(client, q="zookeeper") == []  # alert text older than 30 days is not
+    alert_ingest(integration=integration, event=AlertEvent(summary="zookeeper again", dedup_key="k"))
+    assert results(client, q="zookeeper") == [old]
