@@ -81,12 +81,7 @@ class Layer:
 
     @property
     def step(self) -> timedelta:
-        unit = Unit(self.shift_unit)
-        if unit is Unit.HOURS:
-            return timedelta(hours=self.shift_amount)
-        if unit is Unit.DAYS:
-            return timedelta(days=self.shift_amount)
-        return timedelta(weeks=self.shift_amount)
+        return _step(self.shift_amount, str(self.shift_unit))
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +126,17 @@ class Shift:
     @property
     def duration(self) -> timedelta:
         return self.end - self.start
+
+
+@lru_cache(maxsize=256)
+def _step(amount: int, unit: str) -> timedelta:
+    if unit == Unit.HOURS:
+        return timedelta(hours=amount)
+    if unit == Unit.DAYS:
+        return timedelta(days=amount)
+    if unit == Unit.WEEKS:
+        return timedelta(weeks=amount)
+    raise ValueError(f"unknown shift unit {unit!r}")
 
 
 @lru_cache(maxsize=512)

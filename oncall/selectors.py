@@ -7,6 +7,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from django.contrib.auth import get_user_model
 from django.db.models import Q, QuerySet
@@ -14,12 +15,14 @@ from django.db.models import Q, QuerySet
 from oncall import schedule_engine as engine
 from oncall.models import Override, Rotation, RotationMember, Schedule, parse_hhmm
 
+# Restrictions hold a handful of distinct times; parse each once.
+_parse_hhmm = lru_cache(maxsize=2048)(parse_hhmm)
 _WEEKDAY_INDEX = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
 
 
 def restrictions_to_windows(restrictions: list[dict]) -> tuple[engine.Window, ...]:
     return tuple(
-        engine.Window(_WEEKDAY_INDEX[day], parse_hhmm(item["start"]), parse_hhmm(item["end"]))
+        engine.Window(_WEEKDAY_INDEX[day], _parse_hhmm(item["start"]), _parse_hhmm(item["end"]))
         for item in restrictions or []
         for day in item["days"]
     )
