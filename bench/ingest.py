@@ -72,14 +72,17 @@ class Gunicorn:
         self.proc = subprocess.Popen(
             [PY, "-m", "gunicorn", "ircore.wsgi", "--bind", f"127.0.0.1:{self.port}",
              "--workers", str(workers), "--log-level", "warning", "--timeout", "60"],
-            cwd=ROOT, env=django_env(url),
+            cwd=ROOT, env=django_env(url), start_new_session=True,
         )
-        deadline = time.time() + 60
+        deadline = time.time() + 90
         while True:
             try:
-                urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=5).read()
+                # Any HTTP answer (a GET on a POST-only view is a 405) means it serves.
+                urllib.request.urlopen(f"http://127.0.0.1:{self.port}/bench/bare/", timeout=30).read()
                 break
-            except (urllib.error.URLError, ConnectionError):
+            except urllib.error.HTTPError:
+                break
+            except OSError:
                 if time.time() > deadline or self.proc.poll() is not None:
                     self.stop()
                     raise RuntimeError("gunicorn did not start") from None
@@ -99,12 +102,13 @@ class Gunicorn:
         return total
 
     def stop(self) -> None:
+        """Stop the master and its workers (their own process group, started by us)."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
+                os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
 
 
@@ -219,7 +223,11 @@ def run(url: str, *, targets: list[str], concurrencies: list[int], duration: flo
     tokens = create_fixtures(url)
     tokens["bare"] = ""
     server = Gunicorn(url, workers)
-    ledger = Ledger(url)
+    try:
+        ledger = Ledger(url)
+    except BaseException:
+        server.stop()
+        raise
     results: list[dict[str, Any]] = []
     skipped: dict[str, str] = {}
     storm: dict[str, Any] | None = None
