@@ -8,6 +8,7 @@ them would dominate an uncached render.
 from __future__ import annotations
 
 from datetime import date
+from functools import lru_cache
 
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
@@ -47,6 +48,7 @@ IMPACT_CLASS = {
 BAR_WIDTH, BAR_GAP, BAR_HEIGHT = 3, 2, 34
 
 
+@lru_cache(maxsize=1024)
 def day_label(day: date) -> str:
     return f"{day:%b} {day.day}, {day.year}"
 
@@ -55,14 +57,25 @@ def day_title(day: DayUptime) -> str:
     label = day_label(day.day)
     if not day.has_data:
         return f"{label}: no data"
-    uptime = day.uptime or 0.0
     parts = [
         f"{STATUS_LABEL.get(status, status).lower()} {format_duration(secs)}"
         for status, secs in sorted(day.seconds_by_status.items(), key=lambda kv: -kv[1])
         if secs >= 30
     ]
-    detail = "; ".join(parts) if parts else "no incidents"
-    return f"{label}: {format_percent(uptime)} uptime ({detail})"
+    if not parts:
+        return f"{label}: 100%, no incidents"
+    return f"{label}: {format_percent(day.uptime)} uptime ({'; '.join(parts)})"
+
+
+# Short class names: 50 components x 90 days is 4,500 rectangles per page.
+DAY_CLASS = {
+    "operational": "o",
+    "degraded_performance": "d",
+    "partial_outage": "p",
+    "major_outage": "m",
+    "under_maintenance": "u",
+    "nodata": "n",
+}
 
 
 def day_class(day: DayUptime) -> str:
@@ -85,13 +98,14 @@ def format_percent(value: float | None) -> str:
 
 def uptime_bars_svg(days: list[DayUptime], name: str) -> SafeString:
     width = len(days) * (BAR_WIDTH + BAR_GAP) - BAR_GAP
-    rects = []
-    for i, day in enumerate(days):
-        rects.append(
-            f'<rect x="{i * (BAR_WIDTH + BAR_GAP)}" y="0" width="{BAR_WIDTH}" height="{BAR_HEIGHT}" '
-            f'class="day {day_class(day)}"><title>{escape(day_title(day))}</title></rect>'
-        )
-    return mark_safe(  # noqa: S308 - every interpolated text is escaped above
+    # Titles are made only of dates, numbers and our own labels (nothing to escape);
+    # skipping escape() for 4,500 of them per page is a measurable share of a render.
+    rects = [
+        f'<rect x="{i * (BAR_WIDTH + BAR_GAP)}" width="{BAR_WIDTH}" height="{BAR_HEIGHT}" '
+        f'class="{DAY_CLASS[day_class(day)]}"><title>{day_title(day)}</title></rect>'
+        for i, day in enumerate(days)
+    ]
+    return mark_safe(  # noqa: S308 - the only outside text, the name, is escaped
         f'<svg class="bars" viewBox="0 0 {width} {BAR_HEIGHT}" preserveAspectRatio="none" role="img" '
         f'aria-label="{escape(name)}: uptime per day for the last {len(days)} days">'
         + "".join(rects)

@@ -106,7 +106,9 @@ class Component(models.Model):
     description = models.TextField(blank=True)
     position = models.PositiveIntegerField(default=0)
     status = models.CharField(
-        max_length=30, choices=ComponentStatus.choices, default=ComponentStatus.OPERATIONAL,
+        max_length=30,
+        choices=ComponentStatus.choices,
+        default=ComponentStatus.OPERATIONAL,
         help_text="Changes are logged (uptime is computed from the log).",
     )
     show_uptime = models.BooleanField(default=True, help_text="Show the 90-day uptime bar.")
@@ -162,20 +164,33 @@ class ComponentServiceLink(models.Model):
     service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="status_links")
     mode = models.CharField(max_length=20, choices=Mode.choices, default=Mode.DRAFT)
     sev1_status = models.CharField(
-        max_length=30, choices=ComponentStatus.choices, blank=True, default=ComponentStatus.MAJOR_OUTAGE,
+        max_length=30,
+        choices=ComponentStatus.choices,
+        blank=True,
+        default=ComponentStatus.MAJOR_OUTAGE,
         verbose_name="status on SEV1",
     )
     sev2_status = models.CharField(
-        max_length=30, choices=ComponentStatus.choices, blank=True, default=ComponentStatus.PARTIAL_OUTAGE,
+        max_length=30,
+        choices=ComponentStatus.choices,
+        blank=True,
+        default=ComponentStatus.PARTIAL_OUTAGE,
         verbose_name="status on SEV2",
     )
     sev3_status = models.CharField(
-        max_length=30, choices=ComponentStatus.choices, blank=True,
-        default=ComponentStatus.DEGRADED_PERFORMANCE, verbose_name="status on SEV3",
+        max_length=30,
+        choices=ComponentStatus.choices,
+        blank=True,
+        default=ComponentStatus.DEGRADED_PERFORMANCE,
+        verbose_name="status on SEV3",
     )
     sev4_status = models.CharField(
-        max_length=30, choices=ComponentStatus.choices, blank=True, default="",
-        verbose_name="status on SEV4", help_text="Empty: leave the component as it is.",
+        max_length=30,
+        choices=ComponentStatus.choices,
+        blank=True,
+        default="",
+        verbose_name="status on SEV4",
+        help_text="Empty: leave the component as it is.",
     )
 
     class Meta:
@@ -221,7 +236,8 @@ class PublicIncident(models.Model):
         ordering = ["-started_at", "-id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["page", "source_incident"], condition=Q(source_incident__isnull=False),
+                fields=["page", "source_incident"],
+                condition=Q(source_incident__isnull=False),
                 name="sp_one_public_incident_per_incident",
             ),
         ]
@@ -305,8 +321,10 @@ class PublicUpdate(models.Model):
         ordering = ["-created_at", "-id"]
         constraints = [
             models.CheckConstraint(
-                condition=(Q(incident__isnull=False, maintenance__isnull=True)
-                           | Q(incident__isnull=True, maintenance__isnull=False)),
+                condition=(
+                    Q(incident__isnull=False, maintenance__isnull=True)
+                    | Q(incident__isnull=True, maintenance__isnull=False)
+                ),
                 name="sp_update_has_one_parent",
             ),
         ]
@@ -329,7 +347,9 @@ class Subscriber(models.Model):
     email = models.EmailField(blank=True)
     webhook_url = models.URLField(blank=True, max_length=500)
     components = models.ManyToManyField(
-        Component, blank=True, related_name="subscribers",
+        Component,
+        blank=True,
+        related_name="subscribers",
         help_text="Only notify about these components; empty means everything.",
     )
     confirmed_at = models.DateTimeField(
@@ -344,7 +364,8 @@ class Subscriber(models.Model):
                 fields=["page", "email"], condition=Q(kind="email"), name="sp_unique_email_subscriber"
             ),
             models.UniqueConstraint(
-                fields=["page", "webhook_url"], condition=Q(kind="webhook"),
+                fields=["page", "webhook_url"],
+                condition=Q(kind="webhook"),
                 name="sp_unique_webhook_subscriber",
             ),
             models.CheckConstraint(

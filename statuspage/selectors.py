@@ -64,6 +64,7 @@ def page_status(components: list[Component], open_incidents: list[PublicIncident
 def published_incidents(page: StatusPage) -> QuerySet[PublicIncident]:
     return (
         PublicIncident.objects.filter(page=page, published=True)
+        .select_related("page")
         .prefetch_related(
             Prefetch("updates", queryset=PublicUpdate.objects.order_by("-created_at", "-id")),
             Prefetch("components", queryset=Component.objects.order_by("position", "id")),
@@ -75,6 +76,7 @@ def published_incidents(page: StatusPage) -> QuerySet[PublicIncident]:
 def published_maintenances(page: StatusPage) -> QuerySet[Maintenance]:
     return (
         Maintenance.objects.filter(page=page, published=True)
+        .select_related("page")
         .prefetch_related(
             Prefetch("updates", queryset=PublicUpdate.objects.order_by("-created_at", "-id")),
             Prefetch("components", queryset=Component.objects.order_by("position", "id")),
@@ -215,4 +217,28 @@ def incident_history(page: StatusPage, *, months: int = 3, now: datetime | None 
         items = buckets.get((start.year, start.month), [])
         items.sort(key=lambda x: getattr(x, "started_at", None) or x.scheduled_for, reverse=True)
         result.append((start, items))
+    return result
+
+
+def recent_history(page: StatusPage, *, days: int = 14, now: datetime | None = None) -> list[tuple]:
+    """[(day, [incidents and maintenance])] for the last ``days`` days in the page's time
+    zone, newest first, days without anything included (the page says so)."""
+    local_now = (now or timezone.now()).astimezone(page.tz)
+    first = local_now.date() - timedelta(days=days - 1)
+    since = datetime.combine(first, datetime.min.time(), tzinfo=page.tz)
+    buckets: dict = defaultdict(list)
+    for item in published_incidents(page).filter(
+        status=PublicIncident.Status.RESOLVED, started_at__gte=since
+    ):
+        buckets[item.started_at.astimezone(page.tz).date()].append(item)
+    for item in published_maintenances(page).filter(
+        status=Maintenance.Status.COMPLETED, scheduled_for__gte=since
+    ):
+        buckets[item.scheduled_for.astimezone(page.tz).date()].append(item)
+    result = []
+    for offset in range(days):
+        day = local_now.date() - timedelta(days=offset)
+        items = buckets.get(day, [])
+        items.sort(key=lambda x: getattr(x, "started_at", None) or x.scheduled_for, reverse=True)
+        result.append((day, items))
     return result

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -28,10 +29,20 @@ Source = ComponentStatusChange.Source
 MAX_BODY = 20_000
 
 
+def page_row_key(slug: str) -> str:
+    return f"statuspage:page-row:{slug}"
+
+
 def page_touch(*, page_id: int, at: datetime | None = None) -> None:
     """Mark the page changed: invalidates its render cache, ETag and Last-Modified."""
     # Always the real time, even for back-dated changes: Last-Modified must only move forward.
     StatusPage.objects.filter(pk=page_id).update(changed_at=timezone.now())
+    slug = StatusPage.objects.filter(pk=page_id).values_list("slug", flat=True).first()
+    if slug:
+        key = page_row_key(slug)
+        cache.delete(key)
+        # Again after commit: a reader between now and the commit may have cached the old row.
+        transaction.on_commit(lambda: cache.delete(key))
     from statuspage import tasks
 
     tasks.export_enqueue(page_id=page_id)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.cache import cache
+from django.db import transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save, pre_save
 from django.dispatch import receiver
 from django.utils import timezone
@@ -30,6 +32,16 @@ def _touch(page_id: int | None) -> None:
 @receiver(pre_save, sender=StatusPage, dispatch_uid="statuspage_page_changed")
 def _page_changed(sender: type, instance: StatusPage, **kwargs: Any) -> None:
     instance.changed_at = timezone.now()
+
+
+@receiver(post_save, sender=StatusPage, dispatch_uid="statuspage_page_saved")
+@receiver(post_delete, sender=StatusPage, dispatch_uid="statuspage_page_deleted")
+def _page_saved(sender: type, instance: StatusPage, **kwargs: Any) -> None:
+    from statuspage.services import page_row_key
+
+    key = page_row_key(instance.slug)
+    cache.delete(key)
+    transaction.on_commit(lambda: cache.delete(key))
 
 
 def _on_change(sender: type, instance: Any, raw: bool = False, **kwargs: Any) -> None:

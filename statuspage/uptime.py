@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 OPERATIONAL = "operational"
@@ -28,20 +29,27 @@ UPTIME_RULE = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class DayUptime:
     day: date
     tracked_seconds: float
     # Seconds spent in each non-operational status that day.
     seconds_by_status: dict[str, float] = field(default_factory=dict)
+    # Derived once in __post_init__: a page reads them several times for 4,500 days.
+    downtime_seconds: float = field(init=False, default=0.0)
+    worst_status: str = field(init=False, default=OPERATIONAL)
+
+    def __post_init__(self) -> None:
+        worst, downtime = OPERATIONAL, 0.0
+        for status, secs in self.seconds_by_status.items():
+            downtime += DOWNTIME_WEIGHT.get(status, 0.0) * secs
+            if secs > 0 and STATUS_RANK.get(status, 0) > STATUS_RANK[worst]:
+                worst = status
+        self.downtime_seconds, self.worst_status = downtime, worst
 
     @property
     def has_data(self) -> bool:
         return self.tracked_seconds > 0
-
-    @property
-    def downtime_seconds(self) -> float:
-        return sum(DOWNTIME_WEIGHT.get(s, 0.0) * secs for s, secs in self.seconds_by_status.items())
 
     @property
     def uptime(self) -> float | None:
@@ -50,14 +58,6 @@ class DayUptime:
             return None
         return max(0.0, 1.0 - self.downtime_seconds / self.tracked_seconds)
 
-    @property
-    def worst_status(self) -> str:
-        worst = OPERATIONAL
-        for status, secs in self.seconds_by_status.items():
-            if secs > 0 and STATUS_RANK.get(status, 0) > STATUS_RANK[worst]:
-                worst = status
-        return worst
-
 
 def _utc(value: datetime) -> datetime:
     # Aware datetimes with the *same* tzinfo subtract as wall-clock times, which is
@@ -65,6 +65,7 @@ def _utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
+@lru_cache(maxsize=8192)
 def local_day_bounds(day: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
     start = datetime.combine(day, time.min, tzinfo=tz)
     end = datetime.combine(day + timedelta(days=1), time.min, tzinfo=tz)

@@ -102,7 +102,7 @@ def test_visitor_sees_each_state(live_server, browser, demo_page):
     assert tab.title() == "Acme Cloud"
     api_row = tab.locator(".comp", has_text="API").first
     assert "Operational" in api_row.inner_text()
-    day = api_row.locator("rect.major_outage")
+    day = api_row.locator("rect.m")
     assert day.count() == 1
     assert "uptime (major outage 2 h)" in day.locator("title").text_content()
     assert "99.9" in api_row.inner_text()  # 2 h of 90 days

@@ -128,3 +128,36 @@ def test_admin_style_edit_also_invalidates(client, page, web_component):
 @pytest.mark.parametrize("method", ["post", "put", "delete"])
 def test_page_is_read_only(client, page, method):
     assert getattr(client, method)("/status/acme/").status_code == 405
+
+
+def test_gzip_variant_has_its_own_etag(client, page, api_component):
+    import gzip
+
+    plain = client.get("/status/acme/")
+    packed = client.get("/status/acme/", HTTP_ACCEPT_ENCODING="gzip, deflate, br")
+    assert packed["Content-Encoding"] == "gzip" and "Accept-Encoding" in packed["Vary"]
+    assert gzip.decompress(packed.content) == plain.content
+    assert packed["ETag"] != plain["ETag"]
+    assert len(packed.content) < len(plain.content) / 3
+    again = client.get("/status/acme/", HTTP_ACCEPT_ENCODING="gzip", HTTP_IF_NONE_MATCH=packed["ETag"])
+    assert again.status_code == 304
+
+
+def test_recent_past_incidents_on_the_page(client, page):
+    incident = services.public_incident_create(page=page, name="Yesterday's blip", body="x")
+    services.public_incident_post_update(incident=incident, status="resolved", body="All fine again.")
+    html = client.get("/status/acme/").content.decode()
+    past = html[html.index("Past incidents") :]
+    assert "Yesterday&#x27;s blip" in past and "All fine again." in past
+    assert "No incidents reported." in past  # the days before
+
+
+def test_page_settings_change_is_seen_at_once(client, page, django_assert_num_queries):
+    client.get("/status/acme/")
+    # A cached page is served without a database query.
+    with django_assert_num_queries(0):
+        assert client.get("/status/acme/").status_code == 200
+    page.title = "Renamed Status"
+    page.visibility = "login_only"
+    page.save()
+    assert client.get("/status/acme/").status_code == 302
