@@ -377,6 +377,9 @@ class ScheduleAdmin(TeamScopedAdmin):
             "override_form": override_form,
             "template_form": TemplateForm(schedule=schedule, initial={"start": today}),
             "upcoming_overrides": override_rows,
+            "ical_absolute_url": request.build_absolute_uri(
+                reverse("oncall:schedule-ical", args=[schedule.ical_token])
+            ),
             "can_manage": permissions.can_manage_team(request.user, schedule.team_id),
             "can_override": permissions.can_view_team(request.user, schedule.team_id),
         }

@@ -57,6 +57,17 @@ def _hue(user_id: int | None) -> int:
     return (user_id or 0) * 137 % 360
 
 
+def _override_label(o: engine.OverrideSpec, users: dict[int, object]) -> str:
+    who = _name(users, o.user_id)
+    if o.kind == engine.OverrideKind.ADD:
+        return f"+ {who}"
+    if o.kind == engine.OverrideKind.REMOVE:
+        return f"- {who}"
+    if o.replaced_user_id is None:
+        return f"{who} takes over"
+    return f"{who} for {_name(users, o.replaced_user_id)}"
+
+
 def _lanes(items: list[tuple[datetime, datetime]]) -> list[int]:
     """Greedy interval partitioning so concurrent bars (an added person) stack."""
     lane_ends: list[datetime] = []
@@ -134,7 +145,7 @@ def build_timeline(
         row = Row("Overrides", "overrides")
         for o, lane in zip(overrides, _lanes([(o.start, o.end) for o in overrides]), strict=True):
             left, width = pos(o.start, o.end)
-            label = (override_labels or {}).get(o.id) or f"{o.kind} {_name(users, o.user_id)}"
+            label = (override_labels or {}).get(o.id) or _override_label(o, users)
             row.bars.append(
                 Bar(left, width, label, f"{label}: {when(o.start, o.end)}", "override", _hue(o.user_id), lane)
             )

@@ -305,3 +305,27 @@ def test_dashboard_shows_who_is_on_call_and_my_next_shift(client, responder, out
     assert "you are on call" in panel and "Primary" in panel and "Rita" in panel
     client.force_login(outsider)
     assert 'id="oncall-now"' not in client.get(reverse("admin:index")).content.decode()
+
+
+def test_timeline_override_labels_say_who_covers_whom(client, manager, responder, secondary, weekly):
+    override_create(
+        schedule=weekly.schedule,
+        kind="replace",
+        start=NOW + timedelta(hours=1),
+        end=NOW + timedelta(hours=2),
+        user_id=secondary.pk,
+        replaced_user_id=responder.pk,
+    )
+    override_create(
+        schedule=weekly.schedule,
+        kind="add",
+        start=NOW + timedelta(hours=3),
+        end=NOW + timedelta(hours=4),
+        user_id=manager.pk,
+    )
+    client.force_login(manager)
+    rows = client.get(change_url(weekly.schedule)).context["timeline"].rows
+    assert [b.label for b in rows[1].bars] == ["Sam for Rita", "+ Maya"]
+    # The iCal URL on the page is absolute, ready to paste into a calendar.
+    body = client.get(change_url(weekly.schedule)).content.decode()
+    assert f"http://testserver/oncall/ical/schedule/{weekly.schedule.ical_token}.ics" in body
