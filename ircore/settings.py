@@ -221,6 +221,8 @@ INGEST_RATE_LIMIT_PER_MINUTE = env_int("INGEST_RATE_LIMIT_PER_MINUTE", 6000)
 # Status pages: when set, every change re-exports the page's static copy to
 # <dir>/<slug>/ in a django-q2 task (serve it so the page stays up when ircore is down).
 STATUSPAGE_EXPORT_DIR = env_str("STATUSPAGE_EXPORT_DIR", "")
+# Status page webhook subscribers on private/loopback addresses are refused unless set.
+STATUSPAGE_WEBHOOK_ALLOW_PRIVATE = env_bool("STATUSPAGE_WEBHOOK_ALLOW_PRIVATE", False)
 
 # Postmortems: resolved incidents of these severities owe one (listed on the dashboard).
 POSTMORTEM_REQUIRED_SEVERITIES = env_list("POSTMORTEM_REQUIRED_SEVERITIES", ["SEV1", "SEV2"])

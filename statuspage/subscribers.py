@@ -3,10 +3,13 @@ subscribers, and delivery of updates to both (called from django-q2 tasks)."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
+import socket
 import urllib.request
 from collections.abc import Iterable
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core import signing
@@ -170,14 +173,45 @@ def _unsubscribe_headers(subscriber: Subscriber, url: str) -> dict[str, str]:
     }
 
 
+class WebhookRefused(Exception):
+    """The URL points at a private/loopback address (and that is not allowed)."""
+
+
+def webhook_check_address(url: str) -> None:
+    """Refuse private, loopback and link-local targets unless STATUSPAGE_WEBHOOK_ALLOW_PRIVATE:
+    a webhook URL must not become a way to reach the internal network (cloud metadata,
+    routers, the admin of other services)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise WebhookRefused(f"not an http(s) URL: {url!r}")
+    if getattr(settings, "STATUSPAGE_WEBHOOK_ALLOW_PRIVATE", False):
+        return
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    for info in socket.getaddrinfo(parts.hostname, port):
+        address = ipaddress.ip_address(info[4][0])
+        if not address.is_global or address.is_multicast:
+            raise WebhookRefused(f"{parts.hostname} resolves to {address}, a private or loopback address")
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    # A redirect could lead past the address check: treat it as the answer (an error).
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+_opener = urllib.request.build_opener(_NoRedirect)
+
+
 def webhook_post(url: str, payload: dict) -> int:
+    """POST the JSON; raises on refusal, network errors and non-2xx answers."""
+    webhook_check_address(url)
     request = urllib.request.Request(
         url,
         data=json.dumps(payload).encode(),
         method="POST",
         headers={"Content-Type": "application/json", "User-Agent": "ircore-statuspage/1"},
     )
-    with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT) as response:  # noqa: S310 (http(s) only)
+    with _opener.open(request, timeout=WEBHOOK_TIMEOUT) as response:
         return response.status
 
 

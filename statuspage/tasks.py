@@ -51,9 +51,14 @@ def notify_update(update_id: int) -> int:
 
 
 def deliver_update(update_id: int, subscriber_id: int) -> str:
-    from statuspage.subscribers import update_deliver
+    from statuspage.subscribers import WebhookRefused, update_deliver
 
-    return update_deliver(update_id=update_id, subscriber_id=subscriber_id)
+    try:
+        return update_deliver(update_id=update_id, subscriber_id=subscriber_id)
+    except WebhookRefused as exc:
+        # Retrying cannot help: log it for the operator instead of failing again and again.
+        log.warning("Webhook of subscriber %s refused: %s", subscriber_id, exc)
+        return "refused"
 
 
 def send_confirmation(subscriber_id: int) -> bool:
@@ -80,9 +85,13 @@ def notify_component_change(change_id: int) -> int:
 
 
 def deliver_component_change(change_id: int, subscriber_id: int) -> str:
-    from statuspage.subscribers import component_change_deliver
+    from statuspage.subscribers import WebhookRefused, component_change_deliver
 
-    return component_change_deliver(change_id=change_id, subscriber_id=subscriber_id)
+    try:
+        return component_change_deliver(change_id=change_id, subscriber_id=subscriber_id)
+    except WebhookRefused as exc:
+        log.warning("Webhook of subscriber %s refused: %s", subscriber_id, exc)
+        return "refused"
 
 
 def export_page(page_id: int) -> int:

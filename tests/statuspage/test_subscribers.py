@@ -155,8 +155,9 @@ def test_maintenance_notifies_and_drafts_do_not(page, run_tasks_inline, django_c
 
 
 def test_webhook_subscriber_gets_statuspage_json(
-    page, api_component, webhook_server, run_tasks_inline, django_capture_on_commit_callbacks
+    page, api_component, webhook_server, run_tasks_inline, django_capture_on_commit_callbacks, settings
 ):
+    settings.STATUSPAGE_WEBHOOK_ALLOW_PRIVATE = True  # the test server listens on loopback
     subscribers.subscriber_add_webhook(page=page, url=webhook_server.url)
     with django_capture_on_commit_callbacks(execute=True):
         services.public_incident_create(
@@ -195,8 +196,20 @@ def test_bad_webhook_url_is_refused(page):
         subscribers.subscriber_add_webhook(page=page, url="https://hooks.example.com/x")
 
 
-def test_failing_webhook_raises_so_the_task_retries(page, db):
+def test_failing_webhook_raises_so_the_task_retries(page, db, settings):
+    settings.STATUSPAGE_WEBHOOK_ALLOW_PRIVATE = True
     sub = subscribers.subscriber_add_webhook(page=page, url="http://127.0.0.1:9/nothing-listens")
     incident = services.public_incident_create(page=page, name="x", body="y")
     with pytest.raises(OSError):
         tasks.deliver_update(incident.updates.get().pk, sub.pk)
+
+
+def test_webhook_to_private_address_is_refused_not_retried(page, webhook_server, settings, caplog):
+    sub = subscribers.subscriber_add_webhook(page=page, url=webhook_server.url)
+    incident = services.public_incident_create(page=page, name="x", body="y")
+    assert tasks.deliver_update(incident.updates.get().pk, sub.pk) == "refused"
+    assert webhook_server.received == []
+    assert "private or loopback" in caplog.text
+    for url in ("http://169.254.169.254/latest/meta-data/", "http://10.0.0.1/", "http://[::1]/"):
+        with pytest.raises(subscribers.WebhookRefused):
+            subscribers.webhook_check_address(url)
