@@ -122,6 +122,13 @@ class RotationInline(admin.StackedInline):
     formset = RotationInlineFormSet
     extra = 0
     ordering = ["-priority"]
+    fieldsets = [(None, {"fields": [
+        ("name", "priority"),
+        ("shift_amount", "shift_unit"),
+        ("handoff_date", "handoff_time", "timezone"),
+        "restrictions",
+        "members",
+    ]})]
 
     def _team_id(self, obj: Schedule | None) -> int | None:
         return obj.team_id if obj is not None else None
