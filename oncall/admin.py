@@ -122,13 +122,20 @@ class RotationInline(admin.StackedInline):
     formset = RotationInlineFormSet
     extra = 0
     ordering = ["-priority"]
-    fieldsets = [(None, {"fields": [
-        ("name", "priority"),
-        ("shift_amount", "shift_unit"),
-        ("handoff_date", "handoff_time", "timezone"),
-        "restrictions",
-        "members",
-    ]})]
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": [
+                    ("name", "priority"),
+                    ("shift_amount", "shift_unit"),
+                    ("handoff_date", "handoff_time", "timezone"),
+                    "restrictions",
+                    "members",
+                ]
+            },
+        )
+    ]
 
     def _team_id(self, obj: Schedule | None) -> int | None:
         return obj.team_id if obj is not None else None
@@ -494,12 +501,11 @@ def oncall_dashboard(request: HttpRequest) -> dict[str, Any] | None:
         schedules=schedules[:DASHBOARD_SCHEDULES], at=now, with_next_handoff=True
     )
     users = selectors.users_by_id(oc.user_id for r in results for oc in r.oncall)
+    visible = permissions.scope_queryset(Schedule.objects.all(), request.user)
     mine = selectors.user_shifts(
-        user_id=request.user.pk,
-        start=now,
-        end=now + timedelta(days=14),
-        schedules=permissions.scope_queryset(Schedule.objects.all(), request.user),
+        user_id=request.user.pk, start=now, end=now + timedelta(days=14), schedules=visible
     )
+    schedules_by_id = visible.in_bulk({s.schedule_id for s in mine[:1]})
     rows = [
         {
             "schedule": r.schedule,
@@ -510,7 +516,12 @@ def oncall_dashboard(request: HttpRequest) -> dict[str, Any] | None:
         }
         for r in results
     ]
+    my_next = mine[0] if mine else None
+    my_tz = ZoneInfo(schedules_by_id[my_next.schedule_id].timezone) if my_next else None
     return {
+        "my_next_start": my_next.start.astimezone(my_tz) if my_next else None,
+        "my_next_end": my_next.end.astimezone(my_tz) if my_next else None,
+        "my_next_tz": str(my_tz) if my_tz else "",
         "template": "admin/oncall/dashboard_panel.html",
         "order": 20,
         "rows": rows,

@@ -268,6 +268,8 @@ def test_my_shifts_lists_upcoming_shifts_and_feed(client, secondary, weekly):
     rows = response.context["rows"]
     # sam has week 13 (Apr 1) of [rita, sam, maya]; 28 days ahead also holds week 16 (Apr 22).
     assert [r["start"].strftime("%a %d %b %H:%M") for r in rows] == ["Mon 01 Apr 09:00", "Mon 22 Apr 09:00"]
+    body = response.content.decode()
+    assert "Mon 01 Apr 09:00" in body and "Mon 22 Apr 09:00" in body  # rendered in the schedule's zone
     feed = CalendarFeed.objects.get(user=secondary)
     assert feed.token in response.content.decode()
     client.post(reverse("admin:oncall_my_feed_regenerate"))
@@ -302,7 +304,8 @@ def test_dashboard_shows_who_is_on_call_and_my_next_shift(client, responder, out
     client.force_login(responder)
     body = client.get(reverse("admin:index")).content.decode()
     panel = body.split('id="oncall-now"')[1].split("</table>")[0]
-    assert "you are on call" in panel and "Primary" in panel and "Rita" in panel
+    assert "you are on call</strong> until Mon 01 Apr 09:00 (Europe/Berlin)" in panel
+    assert "Primary" in panel and "Rita" in panel and "Mon 01 Apr 09:00" in panel
     client.force_login(outsider)
     assert 'id="oncall-now"' not in client.get(reverse("admin:index")).content.decode()
 
@@ -326,6 +329,7 @@ def test_timeline_override_labels_say_who_covers_whom(client, manager, responder
     client.force_login(manager)
     rows = client.get(change_url(weekly.schedule)).context["timeline"].rows
     assert [b.label for b in rows[1].bars] == ["Sam for Rita", "+ Maya"]
+    assert "Wed 27 Mar 12:00 – Wed 27 Mar 13:00" in client.get(change_url(weekly.schedule)).content.decode()
     # The iCal URL on the page is absolute, ready to paste into a calendar.
     body = client.get(change_url(weekly.schedule)).content.decode()
     assert f"http://testserver/oncall/ical/schedule/{weekly.schedule.ical_token}.ics" in body
