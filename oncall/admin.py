@@ -403,7 +403,7 @@ class ScheduleAdmin(TeamScopedAdmin):
         days = 28
         visible = permissions.scope_queryset(Schedule.objects.all(), request.user)
         shifts = selectors.user_shifts(
-            user_id=request.user.pk, start=now, end=now + timedelta(days=days), schedules=visible
+            user_id=request.user.pk, start=now, end=now + timedelta(days=days), schedules=visible, merge=True
         )
         schedules = visible.in_bulk({s.schedule_id for s in shifts})
         rows = []
@@ -503,7 +503,7 @@ def oncall_dashboard(request: HttpRequest) -> dict[str, Any] | None:
     users = selectors.users_by_id(oc.user_id for r in results for oc in r.oncall)
     visible = permissions.scope_queryset(Schedule.objects.all(), request.user)
     mine = selectors.user_shifts(
-        user_id=request.user.pk, start=now, end=now + timedelta(days=14), schedules=visible
+        user_id=request.user.pk, start=now, end=now + timedelta(days=14), schedules=visible, merge=True
     )
     schedules_by_id = visible.in_bulk({s.schedule_id for s in mine[:1]})
     rows = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import lru_cache
 
@@ -73,8 +73,18 @@ def rotation_to_layer(rotation: Rotation, members: Iterable[RotationMember]) -> 
     )
 
 
-_ROTATION_FIELDS = ("id", "schedule_id", "name", "priority", "shift_amount", "shift_unit", "handoff_date",
-                    "handoff_time", "timezone", "restrictions")
+_ROTATION_FIELDS = (
+    "id",
+    "schedule_id",
+    "name",
+    "priority",
+    "shift_amount",
+    "shift_unit",
+    "handoff_date",
+    "handoff_time",
+    "timezone",
+    "restrictions",
+)
 _MEMBER_FIELDS = ("id", "rotation_id", "user_id", "position", "effective_from", "effective_until")
 
 
@@ -180,16 +190,31 @@ def schedules_of_user(
 
 
 def user_shifts(
-    *, user_id: int, start: datetime, end: datetime, schedules: QuerySet[Schedule] | None = None
+    *,
+    user_id: int,
+    start: datetime,
+    end: datetime,
+    schedules: QuerySet[Schedule] | None = None,
+    merge: bool = False,
 ) -> list[engine.Shift]:
     """A person's final shifts across their schedules, sorted by start; ``schedule_id``
-    says where."""
+    says where. ``merge`` joins back-to-back shifts in the same schedule that come from
+    different layers or overrides (what a person cares about: "on call until ...")."""
     found = schedules_of_user(user_id=user_id, start=start, schedules=schedules)
     shifts: list[engine.Shift] = []
     for spec in schedule_specs(schedules=found, start=start, end=end):
-        shifts.extend(
+        mine = [
             s for s in engine.final_schedule(spec, start, end, include_gaps=False) if s.user_id == user_id
-        )
+        ]
+        if merge:
+            joined: list[engine.Shift] = []
+            for shift in mine:
+                if joined and joined[-1].end == shift.start:
+                    joined[-1] = replace(joined[-1], end=shift.end)
+                else:
+                    joined.append(shift)
+            mine = joined
+        shifts.extend(mine)
     shifts.sort(key=lambda s: (s.start, s.schedule_id or 0))
     return shifts
 

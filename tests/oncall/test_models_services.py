@@ -175,3 +175,15 @@ def test_duplicate_overlapping_override_is_refused_but_adjacent_is_fine(schedule
     first.end = start + timedelta(hours=3)
     first.full_clean()  # editing itself does not collide with itself
     assert Override.objects.count() == 3
+
+
+def test_user_shifts_merge_back_to_back_layers(schedule, responder):
+    from oncall.rotation_templates import rotation_template_apply
+
+    rotation_template_apply(
+        schedule=schedule, template="business_hours", user_ids=[responder.pk], start=date(2024, 1, 1)
+    )
+    span = {"user_id": responder.pk, "start": utc(2024, 1, 1), "end": utc(2024, 1, 8)}
+    assert len(selectors.user_shifts(**span)) > 5  # one per layer stretch
+    (merged,) = selectors.user_shifts(**span, merge=True)
+    assert (merged.start, merged.end) == (utc(2024, 1, 1), utc(2024, 1, 8))
