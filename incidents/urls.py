@@ -1,6 +1,6 @@
 from django.urls import path
 
-from incidents.ingestion import views
+from incidents.ingestion import heartbeat, views
 
 app_name = "integrations"
 
@@ -12,4 +12,5 @@ urlpatterns = [
     path("pagerduty/v2/change/enqueue", views.pagerduty_change_enqueue, name="pagerduty-change"),
     path("alertmanager/<str:token>/", views.alertmanager_webhook, name="alertmanager"),
     path("grafana/<str:token>/", views.grafana_webhook, name="grafana"),
+    path("heartbeat/<str:token>/", heartbeat.heartbeat_ping, name="heartbeat"),
 ]

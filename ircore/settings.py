@@ -224,6 +224,11 @@ STATUSPAGE_EXPORT_DIR = env_str("STATUSPAGE_EXPORT_DIR", "")
 # Status page webhook subscribers on private/loopback addresses are refused unless set.
 STATUSPAGE_WEBHOOK_ALLOW_PRIVATE = env_bool("STATUSPAGE_WEBHOOK_ALLOW_PRIVATE", False)
 
+# Outgoing webhooks (escalation steps, webhook contact methods): seconds to wait, and
+# whether private/loopback addresses are allowed (off: a URL cannot reach the internal network).
+ONCALL_WEBHOOK_TIMEOUT = env_int("ONCALL_WEBHOOK_TIMEOUT", 10)
+ONCALL_WEBHOOK_ALLOW_PRIVATE = env_bool("ONCALL_WEBHOOK_ALLOW_PRIVATE", False)
+
 # Postmortems: resolved incidents of these severities owe one (listed on the dashboard).
 POSTMORTEM_REQUIRED_SEVERITIES = env_list("POSTMORTEM_REQUIRED_SEVERITIES", ["SEV1", "SEV2"])
 

@@ -5,3 +5,10 @@ class OncallConfig(AppConfig):
     name = "oncall"
     verbose_name = "On-call"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # Escalations follow incidents through signals; the clock runs the due work.
+        from oncall import clock_jobs, receivers
+
+        receivers.connect()
+        clock_jobs.register()

@@ -245,3 +245,6 @@ class CalendarFeed(models.Model):
 
     def __str__(self) -> str:
         return f"calendar feed of {self.user}"
+
+
+from oncall.models_escalation import *  # noqa: E402,F401,F403 (escalation models live in their own module)

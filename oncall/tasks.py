@@ -1,0 +1,19 @@
+"""django-q2 tasks: thin, take ids, call a service (DESIGN.md §5)."""
+
+from __future__ import annotations
+
+from django_q.tasks import async_task
+
+from oncall import escalation, notify
+
+
+def enqueue(func: str, *args: object) -> None:
+    async_task(func, *args, group="oncall")
+
+
+def escalation_step(escalation_id: int, fence: int | None = None) -> int:
+    return len(escalation.escalation_step_run(escalation_id=escalation_id, fence=fence))
+
+
+def notification_send(notification_id: int) -> str:
+    return notify.notification_send(notification_id=notification_id)
