@@ -92,6 +92,10 @@ def webhook_server():
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self):  # noqa: N802 - http.server's hook name
             body = self.rfile.read(int(self.headers["Content-Length"]))
+            if self.path.endswith("/gone"):
+                self.send_response(410)
+                self.end_headers()
+                return
             if state["fail"]:
                 state["fail"] -= 1
                 self.send_response(500)
