@@ -211,6 +211,13 @@ SPECTACULAR_SETTINGS = {
         "ActionItemStatusEnum": "postmortems.models.ActionItem.Status",
         "ActionItemKindEnum": "postmortems.models.ActionItem.Kind",
         "ActionItemPriorityEnum": "postmortems.models.ActionItem.Priority",
+        "ComponentStatusEnum": "statuspage.models.ComponentStatus",
+        "PublicIncidentStatusEnum": "statuspage.models.PublicIncident.Status",
+        "MaintenanceStatusEnum": "statuspage.models.Maintenance.Status",
+        "PublicImpactEnum": "statuspage.models.Impact",
+        "StatusPageVisibilityEnum": "statuspage.models.StatusPage.Visibility",
+        "SubscriberKindEnum": "statuspage.models.Subscriber.Kind",
+        "ServiceLinkModeEnum": "statuspage.models.ComponentServiceLink.Mode",
     },
 }
 

@@ -78,7 +78,7 @@ class StatusPageSerializer(serializers.ModelSerializer):
         return fields
 
 
-class GroupSerializer(serializers.ModelSerializer):
+class StatusGroupSerializer(serializers.ModelSerializer):
     class Meta:
         model = ComponentGroup
         fields = ["id", "name", "description", "position", "expanded", "created_at", "updated_at"]
@@ -102,7 +102,7 @@ class PageScopedSerializer(serializers.ModelSerializer):
         return fields
 
 
-class ComponentSerializer(PageScopedSerializer):
+class StatusComponentSerializer(PageScopedSerializer):
     page_related = {"group": ComponentGroup}
 
     class Meta:
@@ -122,7 +122,7 @@ class ComponentSerializer(PageScopedSerializer):
         read_only_fields = ["created_at", "updated_at"]
 
 
-class ServiceLinkSerializer(PageScopedSerializer):
+class StatusServiceLinkSerializer(PageScopedSerializer):
     page_related = {"component": Component}
 
     class Meta:
@@ -145,7 +145,7 @@ class ServiceLinkSerializer(PageScopedSerializer):
         return service
 
 
-class UpdateSerializer(serializers.ModelSerializer):
+class PublicUpdateSerializer(serializers.ModelSerializer):
     class Meta:
         model = PublicUpdate
         fields = ["id", "status", "body", "body_html", "affected_components", "created_at"]
@@ -163,8 +163,8 @@ class StatusesField(serializers.DictField):
             raise serializers.ValidationError("Keys must be component ids.") from None
 
 
-class IncidentSerializer(serializers.ModelSerializer):
-    updates = UpdateSerializer(many=True, read_only=True)
+class PublicIncidentSerializer(serializers.ModelSerializer):
+    updates = PublicUpdateSerializer(many=True, read_only=True)
     components = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
     body = serializers.CharField(write_only=True, help_text="First update (markdown).")
     component_statuses = StatusesField(
@@ -200,22 +200,22 @@ class IncidentSerializer(serializers.ModelSerializer):
         ]
 
 
-class IncidentChangeSerializer(serializers.ModelSerializer):
+class PublicIncidentChangeSerializer(serializers.ModelSerializer):
     class Meta:
         model = PublicIncident
         fields = ["name", "impact"]
 
 
-class PostUpdateSerializer(serializers.Serializer):
+class PostPublicUpdateSerializer(serializers.Serializer):
     status = serializers.CharField()
     body = serializers.CharField()
     component_statuses = StatusesField(required=False)
     impact = serializers.ChoiceField(choices=Impact.choices, required=False)
 
 
-class MaintenanceSerializer(PageScopedSerializer):
+class StatusMaintenanceSerializer(PageScopedSerializer):
     page_related = {"components": Component}
-    updates = UpdateSerializer(many=True, read_only=True)
+    updates = PublicUpdateSerializer(many=True, read_only=True)
     body = serializers.CharField(write_only=True)
 
     class Meta:
@@ -239,7 +239,7 @@ class MaintenanceSerializer(PageScopedSerializer):
         read_only_fields = ["status", "started_at", "completed_at", "created_at", "updated_at"]
 
 
-class SubscriberSerializer(PageScopedSerializer):
+class StatusSubscriberSerializer(PageScopedSerializer):
     page_related = {"components": Component}
 
     class Meta:
@@ -295,7 +295,7 @@ class PageNestedViewSet(viewsets.GenericViewSet):
 
 class GroupViewSet(PageNestedViewSet, viewsets.ModelViewSet):
     queryset = ComponentGroup.objects.order_by("position", "id")
-    serializer_class = GroupSerializer
+    serializer_class = StatusGroupSerializer
 
     def perform_create(self, serializer: serializers.BaseSerializer) -> None:
         serializer.save(page=self.get_page())
@@ -305,7 +305,7 @@ class ComponentViewSet(PageNestedViewSet, viewsets.ModelViewSet):
     """Components; a status change is logged (uptime history) like any other."""
 
     queryset = Component.objects.order_by("position", "id")
-    serializer_class = ComponentSerializer
+    serializer_class = StatusComponentSerializer
 
     def _save(self, serializer: serializers.BaseSerializer, **extra: Any) -> None:
         new_status = serializer.validated_data.pop("status", None)
@@ -322,7 +322,7 @@ class ComponentViewSet(PageNestedViewSet, viewsets.ModelViewSet):
 
 class ServiceLinkViewSet(PageNestedViewSet, viewsets.ModelViewSet):
     queryset = ComponentServiceLink.objects.order_by("id")
-    serializer_class = ServiceLinkSerializer
+    serializer_class = StatusServiceLinkSerializer
 
     def get_queryset(self) -> QuerySet:
         return ComponentServiceLink.objects.filter(component__page=self.get_page()).order_by("id")
@@ -345,13 +345,13 @@ class IncidentViewSet(
 
     def get_serializer_class(self) -> type[serializers.BaseSerializer]:
         if self.action in ("update", "partial_update"):
-            return IncidentChangeSerializer
+            return PublicIncidentChangeSerializer
         if self.action == "post_update":
-            return PostUpdateSerializer
-        return IncidentSerializer
+            return PostPublicUpdateSerializer
+        return PublicIncidentSerializer
 
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        serializer = IncidentSerializer(data=request.data, context=self.get_serializer_context())
+        serializer = PublicIncidentSerializer(data=request.data, context=self.get_serializer_context())
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         try:
@@ -368,14 +368,15 @@ class IncidentViewSet(
         except DjangoValidationError as exc:
             raise _django_errors(exc) from None
         return Response(
-            IncidentSerializer(self.get_queryset().get(pk=incident.pk)).data, status=status.HTTP_201_CREATED
+            PublicIncidentSerializer(self.get_queryset().get(pk=incident.pk)).data,
+            status=status.HTTP_201_CREATED,
         )
 
     @action(detail=True, methods=["post"], url_path="updates")
     def post_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         """Post an update (status, markdown body, optional component statuses)."""
         incident = self.get_object()
-        serializer = PostUpdateSerializer(data=request.data)
+        serializer = PostPublicUpdateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         try:
@@ -389,14 +390,14 @@ class IncidentViewSet(
             )
         except DjangoValidationError as exc:
             raise _django_errors(exc) from None
-        return Response(UpdateSerializer(update).data, status=status.HTTP_201_CREATED)
+        return Response(PublicUpdateSerializer(update).data, status=status.HTTP_201_CREATED)
 
     @action(detail=True, methods=["post"])
     def publish(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         incident = self.get_object()
         if not services.public_incident_publish(incident=incident, author=request.user):
             return Response({"detail": "The incident is already published."}, status=status.HTTP_409_CONFLICT)
-        return Response(IncidentSerializer(self.get_queryset().get(pk=incident.pk)).data)
+        return Response(PublicIncidentSerializer(self.get_queryset().get(pk=incident.pk)).data)
 
 
 class MaintenanceViewSet(
@@ -410,7 +411,7 @@ class MaintenanceViewSet(
     queryset = Maintenance.objects.prefetch_related(
         Prefetch("updates", queryset=PublicUpdate.objects.order_by("-created_at", "-id")), "components"
     ).order_by("-scheduled_for", "-id")
-    serializer_class = MaintenanceSerializer
+    serializer_class = StatusMaintenanceSerializer
 
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         serializer = self.get_serializer(data=request.data)
@@ -435,10 +436,10 @@ class MaintenanceViewSet(
             status=status.HTTP_201_CREATED,
         )
 
-    @action(detail=True, methods=["post"], url_path="updates", serializer_class=PostUpdateSerializer)
+    @action(detail=True, methods=["post"], url_path="updates", serializer_class=PostPublicUpdateSerializer)
     def post_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         maintenance = self.get_object()
-        serializer = PostUpdateSerializer(data=request.data)
+        serializer = PostPublicUpdateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
             update = services.maintenance_post_update(
@@ -449,7 +450,7 @@ class MaintenanceViewSet(
             )
         except DjangoValidationError as exc:
             raise _django_errors(exc) from None
-        return Response(UpdateSerializer(update).data, status=status.HTTP_201_CREATED)
+        return Response(PublicUpdateSerializer(update).data, status=status.HTTP_201_CREATED)
 
 
 class SubscriberViewSet(
@@ -462,7 +463,7 @@ class SubscriberViewSet(
     """Email subscribers added here still confirm by email; webhooks are active at once."""
 
     queryset = Subscriber.objects.prefetch_related("components").order_by("-created_at")
-    serializer_class = SubscriberSerializer
+    serializer_class = StatusSubscriberSerializer
 
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         serializer = self.get_serializer(data=request.data)
