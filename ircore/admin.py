@@ -169,7 +169,10 @@ class IrcoreUserAdmin(UserAdmin):
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         if self._django_perm(request, obj):
             return True
-        return obj is None and permissions.is_any_team_manager(request.user)
+        # Only on the autocomplete endpoint: elsewhere (e.g. the "view" icon next to the
+        # picker) a manager without the Django permission has no user pages to see.
+        on_autocomplete = getattr(request.resolver_match, "url_name", None) == "autocomplete"
+        return obj is None and on_autocomplete and permissions.is_any_team_manager(request.user)
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         return super().has_module_permission(request) and self._django_perm(request)
@@ -201,3 +204,5 @@ class IrcoreUserAdmin(UserAdmin):
 if admin.site.is_registered(User):
     admin.site.unregister(User)
 admin.site.register(User, IrcoreUserAdmin)
+
+from ircore import admin_inbound  # noqa: E402, F401 - inbound email and security log pages

@@ -137,6 +137,8 @@ def test_manager_can_search_users_for_membership_but_not_browse(login, manager, 
     assert response.status_code == 200
     assert [r["text"] for r in response.json()["results"]] == ["zed"]
     assert client.get("/admin/auth/user/").status_code == 403
+    team_page = client.get(f"/admin/ircore/team/{manager.team_memberships.get().team_id}/change/")
+    assert "/admin/auth/user/" not in team_page.content.decode()  # no "view user" links that 403
     assert client.get(f"/admin/auth/user/{responder.pk}/change/").status_code == 403
 
 
