@@ -26,3 +26,15 @@ def test_median_uses_percentile_cont_and_matches_hand_computed(march, team_a):  
     assert m["mttr"]["median"] == pytest.approx(7200, abs=0.01)
     assert m["mttr"]["mean"] == pytest.approx(665000, abs=0.01)
     assert len(queries.captured_queries) == 4  # one grouped scan, medians, service and team names
+
+
+def test_outside_a_transaction_the_medians_run_on_a_second_connection(transactional_db, march, team_a):  # noqa: F811
+    with CaptureQueriesContext(connection) as queries:
+        m = compute(Incident.objects.filter(team=team_a))
+    sql = " ".join(q["sql"] for q in queries.captured_queries)
+    assert "PERCENTILE_CONT" not in sql and len(queries.captured_queries) == 3
+    assert (m["mtta"]["median"], m["mttr"]["median"]) == (
+        pytest.approx(300, abs=0.01),
+        pytest.approx(7200, abs=0.01),
+    )
+    assert m["incidents"] == 4 and m["open"] == 1
