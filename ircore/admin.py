@@ -76,6 +76,15 @@ class TeamScopedAdmin(admin.ModelAdmin):
             return permissions.is_any_team_manager(request.user)
         return permissions.can_manage_team(request.user, self._team_id(obj))
 
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
+        initial = super().get_changeform_initial_data(request)
+        # Most people belong to one team: pre-select it on add forms.
+        ids = self.choice_team_ids(request)
+        has_team = any(f.name == "team" for f in self.opts.get_fields())
+        if has_team and ids is not None and len(ids) == 1 and "team" not in initial:
+            initial["team"] = next(iter(ids))
+        return initial
+
     def choice_team_ids(self, request: HttpRequest) -> set[int] | None:
         """Teams whose objects may be picked in this admin's forms: the teams the user may
         write to here (all visible teams when responders may change, else managed ones)."""

@@ -293,3 +293,10 @@ def test_dual_role_user_cannot_edit_the_other_teams_rules_from_the_list(
         "action": "send_test_alert", "_selected_action": [integration_b.pk]})
     assert "Only a manager of its team" in messages_of(response)[-1]
     assert not Alert.objects.exists()
+
+
+def test_add_forms_preselect_the_only_team(login, manager, team_a):
+    for url in ("/admin/incidents/triagerule/add/", "/admin/incidents/service/add/",
+                "/admin/incidents/maintenancewindow/add/"):
+        form = login(manager).get(url).context["adminform"].form
+        assert form.initial.get("team") == team_a.pk, url
