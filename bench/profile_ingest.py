@@ -43,6 +43,72 @@ def _event(target: str, token: str, key: str, i: int) -> tuple[str, dict[str, An
                                                "severity": "error", "source": "web-1"}
 
 
+def step_breakdown(send: Any, n: int) -> str:
+    """Wrap the pipeline's steps with wall/CPU accumulators, send ``n`` events, tabulate."""
+    from django.db import connection
+    from django.db.models import QuerySet
+
+    from incidents import services
+    from incidents.ingestion import common
+    from incidents.models import Alert
+
+    totals: dict[str, list[float]] = {}
+
+    def timed(name: str, fn: Any) -> Any:
+        def wrapper(*a: Any, **kw: Any) -> Any:
+            w, c = time.perf_counter(), time.process_time()
+            try:
+                return fn(*a, **kw)
+            finally:
+                acc = totals.setdefault(name, [0.0, 0.0, 0])
+                acc[0] += time.perf_counter() - w
+                acc[1] += time.process_time() - c
+                acc[2] += 1
+        return wrapper
+
+    patches: list[tuple[Any, str, Any]] = []
+
+    def patch(owner: Any, attr: str, name: str) -> None:
+        original = getattr(owner, attr)
+        patches.append((owner, attr, original))
+        setattr(owner, attr, timed(name, original))
+        # Modules that imported the function by name hold their own reference.
+        for module in list(sys.modules.values()):
+            if (getattr(module, "__name__", "").startswith("incidents")
+                    and getattr(module, attr, None) is original and module is not owner):
+                patches.append((module, attr, original))
+                setattr(module, attr, getattr(owner, attr))
+
+    patch(common, "integration_for_token", "integration look-up (SELECT)")
+    patch(common, "check_rate_limit", "rate limit (cache)")
+    patch(services, "_rules_for", "triage rules (SELECT)")
+    patch(services, "triage_apply", "triage evaluation (Python)")
+    patch(services, "service_in_maintenance", "maintenance window (SELECT)")
+    patch(services, "_open_incident_locked", "open incident FOR UPDATE (SELECT)")
+    patch(Alert, "save", "alert INSERT")
+    patch(QuerySet, "update", "incident UPDATE")
+    patch(services, "timeline_add", "timeline INSERT")
+    patch(connection, "_commit", "COMMIT (WAL flush)")
+    patch(connection, "run_and_clear_commit_hooks", "on-commit handlers (other apps)")
+    patch(services, "alert_ingest", "alert_ingest total")
+    request = timed("whole request", send)
+    try:
+        for i in range(n):
+            request(i)
+    finally:
+        for owner, attr, original in reversed(patches):
+            setattr(owner, attr, original)
+    whole = totals["whole request"]
+    lines = ["| step | calls/event | wall ms/event | CPU ms/event |", "|---|---:|---:|---:|"]
+    for name, (wall, cpu, calls) in totals.items():
+        lines.append(f"| {name} | {calls / n:.2f} | {wall * 1000 / n:.2f} | {cpu * 1000 / n:.2f} |")
+    inner = sum(v[1] for k, v in totals.items() if k not in ("whole request", "alert_ingest total",
+                                                               "triage evaluation (Python)"))
+    lines.append(f"| rest (middleware, JSON, validation, ORM outside the steps) | | | "
+                 f"{(whole[1] - inner) * 1000 / n:.2f} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=500)
@@ -97,6 +163,9 @@ def main() -> None:
     print(f"\n## {n} events in-process (50 keys), no profiler: {wall * 1000 / n:.2f} ms/event wall, "
           f"Python CPU {cpu * 1000 / n:.2f} ms, PostgreSQL backend CPU {pg * 1000 / n:.2f} ms, "
           f"other (fsync, waits) {(wall - cpu - pg) * 1000 / n:.2f} ms; {len(ctx) / n:.1f} statements/event")
+
+    print(f"\n## Per step, {n} events ({args.target}, grouped into open incidents; inclusive times)")
+    print(step_breakdown(lambda i: post(f"t-{run}-{i % 50}", i), n))
 
     profiler = cProfile.Profile()
     start = time.perf_counter()
