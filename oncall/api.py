@@ -478,3 +478,6 @@ def register_api(router: Any) -> None:
     router.register("rotations", RotationViewSet, basename="rotation")
     router.register("overrides", OverrideViewSet, basename="override")
     router.register("oncall", OnCallNowViewSet, basename="oncall")
+    from oncall.api_escalation import register_escalation_api  # escalation endpoints, own module
+
+    register_escalation_api(router)
