@@ -221,7 +221,16 @@ class MaintenanceForm(PostUpdateForm):
 
     class Meta:
         model = Maintenance
-        fields = ["page", "name", "impact", "published", "components", "scheduled_for", "scheduled_until"]
+        fields = [
+            "page",
+            "name",
+            "impact",
+            "published",
+            "components",
+            "scheduled_for",
+            "scheduled_until",
+            "auto_transition",
+        ]
 
 
 class _PostingAdmin(PageScopedAdmin):
@@ -307,6 +316,7 @@ class MaintenanceAdmin(_PostingAdmin):
                     "components",
                     "scheduled_for",
                     "scheduled_until",
+                    "auto_transition",
                 ]
             },
         ),
@@ -326,6 +336,7 @@ class MaintenanceAdmin(_PostingAdmin):
                 author=request.user,
                 published=obj.published,
                 impact=obj.impact,
+                auto_transition=obj.auto_transition,
             )
             obj.pk = created.pk
             obj.refresh_from_db()

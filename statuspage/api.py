@@ -229,6 +229,7 @@ class StatusMaintenanceSerializer(PageScopedSerializer):
             "components",
             "scheduled_for",
             "scheduled_until",
+            "auto_transition",
             "started_at",
             "completed_at",
             "created_at",
@@ -428,6 +429,7 @@ class MaintenanceViewSet(
                 author=request.user,
                 published=data.get("published", True),
                 impact=data.get("impact", "none"),
+                auto_transition=data.get("auto_transition", True),
             )
         except DjangoValidationError as exc:
             raise _django_errors(exc) from None

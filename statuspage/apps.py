@@ -9,4 +9,8 @@ class StatuspageConfig(AppConfig):
     def ready(self) -> None:
         # Cache invalidation on every change, and the receivers that turn incidents
         # into component statuses and public incidents.
+        from ircore.clock import clock_job_register
         from statuspage import automation, signals  # noqa: F401
+        from statuspage.services import maintenances_auto_advance
+
+        clock_job_register("statuspage_maintenance", maintenances_auto_advance, every=15)

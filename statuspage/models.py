@@ -269,6 +269,11 @@ class Maintenance(models.Model):
     components = models.ManyToManyField(Component, blank=True, related_name="maintenances")
     scheduled_for = models.DateTimeField()
     scheduled_until = models.DateTimeField()
+    auto_transition = models.BooleanField(
+        default=True,
+        help_text="Start at 'scheduled for' and complete at 'scheduled until' by itself, with a standard "
+        "update (components under maintenance meanwhile).",
+    )
     started_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -11,6 +11,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from statuspage.models import (
@@ -317,6 +318,7 @@ def maintenance_create(
     author: User | None = None,
     published: bool = True,
     impact: str = "none",
+    auto_transition: bool = True,
 ) -> Maintenance:
     name = (name or "").strip()
     if not name:
@@ -336,6 +338,7 @@ def maintenance_create(
             scheduled_until=scheduled_until,
             published=published,
             impact=impact,
+            auto_transition=auto_transition,
         )
         maintenance.components.set(ids)
         update = PublicUpdate.objects.create(
@@ -401,3 +404,38 @@ def maintenance_post_update(
         if locked.published:
             _notify(update)
     return update
+
+
+AUTO_START_TEXT = "The scheduled maintenance is now in progress. We will post an update when it is complete."
+AUTO_COMPLETE_TEXT = "The scheduled maintenance has been completed."
+
+
+def maintenances_auto_advance(now: datetime | None = None) -> int:
+    """Clock job: start due maintenance and complete finished ones (auto_transition).
+    Each row is claimed under a row lock (skipped when another clock holds it), and the
+    status is re-checked under the lock, so two clocks never post the same update."""
+    now = now or timezone.now()
+    done = 0
+    due = Maintenance.objects.filter(published=True, auto_transition=True).filter(
+        Q(status=Maintenance.Status.SCHEDULED, scheduled_for__lte=now)
+        | Q(
+            status__in=[Maintenance.Status.IN_PROGRESS, Maintenance.Status.VERIFYING],
+            scheduled_until__lte=now,
+        )
+    )
+    for pk in list(due.values_list("pk", flat=True)[:100]):
+        with transaction.atomic():
+            item = Maintenance.objects.select_for_update(skip_locked=True).filter(pk=pk).first()
+            if item is None:
+                continue
+            if item.status == Maintenance.Status.SCHEDULED and item.scheduled_until > now:
+                maintenance_post_update(
+                    maintenance=item, status=Maintenance.Status.IN_PROGRESS, body=AUTO_START_TEXT, at=now
+                )
+                done += 1
+            elif item.status != Maintenance.Status.COMPLETED and item.scheduled_until <= now:
+                maintenance_post_update(
+                    maintenance=item, status=Maintenance.Status.COMPLETED, body=AUTO_COMPLETE_TEXT, at=now
+                )
+                done += 1
+    return done

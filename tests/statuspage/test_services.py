@@ -156,3 +156,49 @@ def test_maintenance_bad_window_is_refused(page):
     with pytest.raises(ValidationError, match="end after it starts"):
         services.maintenance_create(page=page, name="x", body="y", scheduled_for=start, scheduled_until=start)
     assert Maintenance.objects.count() == 0
+
+
+def test_clock_starts_and_completes_maintenance_on_schedule(page, api_component):
+    from ircore.clock import clock_jobs
+
+    assert "statuspage_maintenance" in {job.name for job in clock_jobs()}
+    start = timezone.now() + timedelta(hours=1)
+    auto = services.maintenance_create(
+        page=page,
+        name="Auto",
+        body="Planned.",
+        scheduled_for=start,
+        scheduled_until=start + timedelta(hours=2),
+        component_ids=[api_component.pk],
+    )
+    manual = services.maintenance_create(
+        page=page,
+        name="Manual",
+        body="Planned.",
+        scheduled_for=start,
+        scheduled_until=start + timedelta(hours=2),
+        auto_transition=False,
+    )
+    assert services.maintenances_auto_advance(start - timedelta(seconds=1)) == 0
+    assert services.maintenances_auto_advance(start) == 1
+    assert services.maintenances_auto_advance(start + timedelta(minutes=1)) == 0  # no repeat
+    auto.refresh_from_db()
+    api_component.refresh_from_db()
+    assert auto.status == "in_progress" and api_component.status == "under_maintenance"
+    assert services.maintenances_auto_advance(start + timedelta(hours=2)) == 1
+    auto.refresh_from_db()
+    api_component.refresh_from_db()
+    assert auto.status == "completed" and api_component.status == "operational"
+    assert list(auto.updates.values_list("status", flat=True)) == ["completed", "in_progress", "scheduled"]
+    manual.refresh_from_db()
+    assert manual.status == "scheduled"
+
+
+def test_overdue_scheduled_maintenance_completes_directly(page):
+    start = timezone.now() - timedelta(hours=3)
+    item = services.maintenance_create(
+        page=page, name="Missed", body="x", scheduled_for=start, scheduled_until=start + timedelta(hours=1)
+    )
+    assert services.maintenances_auto_advance() == 1
+    item.refresh_from_db()
+    assert item.status == "completed"
