@@ -7,8 +7,11 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# Reinstall only when the dependencies change.
-STAMP := $(VENV)/.ircore-installed
+# Reinstall only when the dependencies change. `make run` installs only what it runs
+# (about half the time of the test extra, which adds pytest, playwright, ...).
+RUN_STAMP := $(VENV)/.ircore-installed-run
+TEST_STAMP := $(VENV)/.ircore-installed-test
+PIP := $(PY) -m pip install --disable-pip-version-check -q
 
 # `make run`
 PORT ?= 8000
@@ -34,33 +37,36 @@ $(PY):
 	$(PYTHON) -m venv $(VENV) \
 	  || { echo "Could not create $(VENV); on Debian/Ubuntu: apt-get install python3-venv"; exit 1; }
 
-$(STAMP): pyproject.toml | $(PY)
-	$(PY) -m pip install --disable-pip-version-check -q -e ".[test]"
+$(RUN_STAMP): pyproject.toml | $(PY)
+	$(PIP) -e .
 	@touch $@
 
-install: $(STAMP)
+# The test extra includes everything `make run` needs.
+$(TEST_STAMP): pyproject.toml | $(PY)
+	$(PIP) -e ".[test]"
+	@touch $@ $(RUN_STAMP)
 
-# Everything runs inside one shell so the exports hold for every step; `exec` makes
-# honcho the foreground process, so Ctrl-C reaches it and it stops all processes.
-run: $(STAMP)
+install: $(TEST_STAMP)
+
+# One shell so the exports hold for every step. ircore_local_setup migrates, collects
+# static files, loads the demo data and prints the banner; `exec` then makes honcho
+# the foreground process, so Ctrl-C reaches it and it stops every process.
+run: $(RUN_STAMP)
 	@set -e; \
 	export IRCORE_LOCAL_RUN=1 PUBLIC_URL="$(RUN_PUBLIC_URL)" PORT="$(PORT)" \
 	       PATH="$(CURDIR)/$(VENV)/bin:$$PATH"; \
-	$(PY) manage.py migrate --noinput -v1; \
-	$(PY) manage.py collectstatic --noinput -v0; \
-	$(PY) manage.py ircore_demo $(if $(filter 0 no false,$(IRCORE_DEMO)),--admin-only); \
-	$(PY) manage.py ircore_welcome; \
+	$(PY) manage.py ircore_local_setup $(if $(filter 0 no false,$(IRCORE_DEMO)),--no-demo); \
 	exec honcho start -f Procfile
 
-test: $(STAMP)
+test: $(TEST_STAMP)
 	@IRCORE_LOCAL_RUN=1 $(PY) manage.py collectstatic --noinput -v0
 	IRCORE_LOCAL_RUN=1 $(VENV)/bin/pytest $(if $(filter-out 0 1,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS)) $(PYTEST_ARGS)
 
-bench: $(STAMP)
+bench: $(TEST_STAMP)
 	$(PY) bench/run.py
 
-lint: $(STAMP)
+lint: $(TEST_STAMP)
 	$(VENV)/bin/ruff check .
 
-check-migrations: $(STAMP)
+check-migrations: $(RUN_STAMP)
 	IRCORE_LOCAL_RUN=1 $(PY) manage.py makemigrations --check --dry-run

@@ -118,3 +118,15 @@ def test_welcome_says_so_when_the_password_was_changed(var_dir, django_user_mode
     admin.set_password("something-else-entirely")
     admin.save()
     assert "changed since" in run("ircore_welcome")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_local_setup_runs_every_step_and_can_run_again(var_dir, settings):
+    settings.STATIC_ROOT = var_dir / "static"
+    first = run("ircore_local_setup", "--no-demo")
+    assert "superuser admin" in first and "Console:" in first
+    assert (var_dir / "static" / "admin" / "css" / "base.css").exists()
+    assert Team.objects.count() == 0
+    second = run("ircore_local_setup")
+    assert "team Payments" in second and "curl -sS -X POST" in second
+    assert "nothing changed" in run("ircore_local_setup")
