@@ -7,7 +7,9 @@ class IncidentsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from incidents import problems, signals
+        from incidents import email_alerts, problems, signals
+
+        email_alerts.register()  # <integration token>@INBOUND_EMAIL_DOMAIN becomes an alert
 
         # Known-error matching: flag a new incident that looks like a known problem.
         signals.incident_triggered.connect(

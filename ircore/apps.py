@@ -7,6 +7,12 @@ class IrcoreConfig(AppConfig):
     verbose_name = "Teams and access"
     default_auto_field = "django.db.models.BigAutoField"
 
+    def ready(self) -> None:
+        # Inbound email from the ESP webhooks joins the same store-and-enqueue path as SMTP.
+        from ircore import inbound_anymail
+
+        inbound_anymail.connect()
+
 
 class IrcoreAdminConfig(AdminConfig):
     """Replaces django.contrib.admin so ``admin.site`` is ircore's console."""

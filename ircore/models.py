@@ -50,3 +50,6 @@ class Counter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}={self.value}"
+
+
+from ircore.models_inbound import InboundMessage, SecurityLogEntry  # noqa: E402, F401 - models of this app

@@ -164,9 +164,19 @@ ANYMAIL = {
     k: v
     for k, v in {
         "WEBHOOK_SECRET": env_str("ANYMAIL_WEBHOOK_SECRET"),
+        "MAILGUN_WEBHOOK_SIGNING_KEY": env_str("MAILGUN_WEBHOOK_SIGNING_KEY"),
+        "RESEND_INBOUND_SECRET": env_str("RESEND_INBOUND_SECRET"),
     }.items()
     if v
 }
+# Inbound email (replies to notifications, email integrations): the ESP whose
+# /anymail/<esp>/inbound/ webhook is accepted (postmark, mailgun, amazon_ses, mailjet,
+# brevo, resend...; empty: none), the built-in `manage.py smtpd` listener, and the
+# largest message accepted either way.
+INBOUND_EMAIL_ESP = env_str("INBOUND_EMAIL_ESP", "").strip().lower()
+INBOUND_SMTP_HOST = env_str("INBOUND_SMTP_HOST", "127.0.0.1")
+INBOUND_SMTP_PORT = env_int("INBOUND_SMTP_PORT", 2525)
+INBOUND_EMAIL_MAX_BYTES = env_int("INBOUND_EMAIL_MAX_BYTES", 10 * 1024 * 1024)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

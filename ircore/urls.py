@@ -14,6 +14,8 @@ urlpatterns = [
     path("integrations/", include("incidents.urls")),
     path("status/", include("statuspage.urls")),
     path("oncall/", include("oncall.urls")),
+    # Inbound email webhooks: /anymail/<esp>/inbound/ (protected by ANYMAIL_WEBHOOK_SECRET).
+    path("anymail/", include("anymail.urls")),
     path("api/v1/", include("ircore.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

@@ -1,0 +1,138 @@
+"""The built-in SMTP listener, spoken to with smtplib: in-process (its real aiosmtpd
+server on a free port) and as the real `manage.py smtpd` process."""
+
+from __future__ import annotations
+
+import os
+import smtplib
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.inbound.conftest import make_email
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def smtp_server(transactional_db, settings):
+    from ircore.smtp_server import controller_build
+
+    settings.INBOUND_EMAIL_MAX_BYTES = 64 * 1024
+    controller = controller_build(host="127.0.0.1", port=free_port())
+    controller.start()
+    yield controller
+    controller.stop()
+
+
+@pytest.fixture
+def integration_address(transactional_db, service_a, make_integration):
+    integration = make_integration(service_a, kind="email")
+    return f"{integration.token}@in.example.net"
+
+
+def test_smtp_accepts_a_known_recipient_and_the_task_opens_the_incident(smtp_server, integration_address):
+    from incidents.models import Incident
+    from ircore.models import InboundMessage
+
+    msg = make_email(subject="Disk full on db1", to=integration_address)
+    with smtplib.SMTP(smtp_server.hostname, smtp_server.port, timeout=10) as client:
+        code, banner = client.ehlo()
+        assert code == 250
+        assert b"SIZE 65536" in banner
+        refused = client.send_message(msg, from_addr="nagios@monitoring.example.com",
+                                      to_addrs=[integration_address])
+    assert refused == {}
+    row = InboundMessage.objects.get()
+    assert row.received_via == "smtp"
+    assert row.mail_from == "nagios@monitoring.example.com"
+    assert row.recipients == [integration_address]
+    assert row.remote_addr == "127.0.0.1"
+    assert row.status == "processed", row.result
+    assert Incident.objects.get().title == "Disk full on db1"
+
+
+def test_unknown_recipient_and_other_domains_get_550_at_rcpt(smtp_server, integration_address):
+    from ircore.models import InboundMessage
+
+    with smtplib.SMTP(smtp_server.hostname, smtp_server.port, timeout=10) as client:
+        client.ehlo()
+        client.mail("someone@example.org")
+        assert client.rcpt("0000dead@in.example.net")[0] == 550
+        assert client.rcpt(integration_address.replace("in.example.net", "elsewhere.example"))[0] == 550
+        assert client.rcpt("postmaster@in.example.net")[0] == 550
+        assert client.rcpt(integration_address)[0] == 250
+    with pytest.raises(smtplib.SMTPRecipientsRefused):
+        with smtplib.SMTP(smtp_server.hostname, smtp_server.port, timeout=10) as client:
+            client.send_message(make_email(), from_addr="a@example.org", to_addrs=["nobody@in.example.net"])
+    assert not InboundMessage.objects.exists()
+
+
+def test_oversize_messages_are_refused_with_552_and_logged(smtp_server, integration_address):
+    from ircore.models import InboundMessage, SecurityLogEntry
+
+    big = make_email(to=integration_address, body=("x" * 70 + "\n") * 1000)
+    with smtplib.SMTP(smtp_server.hostname, smtp_server.port, timeout=10) as client:
+        # smtplib announces SIZE in MAIL FROM when the server offers it: refused there.
+        with pytest.raises(smtplib.SMTPSenderRefused) as refused:
+            client.send_message(big, from_addr="a@example.org", to_addrs=[integration_address])
+        assert refused.value.smtp_code == 552
+    with smtplib.SMTP(smtp_server.hostname, smtp_server.port, timeout=10) as client:
+        # A client that does not declare the size: refused after DATA.
+        client.ehlo()
+        client.mail("a@example.org")
+        client.rcpt(integration_address)
+        code, _ = client.data(big.as_string())
+        assert code == 552
+    assert not InboundMessage.objects.exists()
+    entries = list(SecurityLogEntry.objects.values_list("reason", "sender"))
+    assert entries == [("oversize", "a@example.org")] * 2
+
+
+def test_manage_py_smtpd_process(tmp_path):
+    """The real command in its own process, with its own SQLite database."""
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}", "IRCORE_LOCAL_RUN": "1",
+           "IRCORE_VAR_DIR": str(tmp_path), "INBOUND_EMAIL_DOMAIN": "in.example.net", "LOG_LEVEL": "WARNING"}
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True,
+                   timeout=300)
+    setup = (
+        "from ircore.models import Team; from incidents.models import Service, Integration; "
+        "t = Team.objects.create(name='T', slug='t'); s = Service.objects.create(team=t, name='s'); "
+        "print(Integration.objects.create(service=s, kind='email', name='mail').token)"
+    )
+    token = subprocess.run([sys.executable, "manage.py", "shell", "-c", setup], cwd=ROOT, env=env, check=True,
+                           capture_output=True, text=True, timeout=120).stdout.strip().splitlines()[-1]
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "manage.py", "smtpd", "--port", str(port)], cwd=ROOT, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert "listening on 127.0.0.1:" in server.stdout.readline()
+        to = f"{token}@in.example.net"
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+            assert client.rcpt("x@in.example.net")[0] == 503  # no MAIL yet: the server is strict
+            client.send_message(make_email(subject="Disk full on db1", to=to), from_addr="n@example.com",
+                                to_addrs=[to])
+            client.mail("n@example.com")
+            assert client.rcpt("nobody@in.example.net")[0] == 550
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+    check = ("from ircore.models import InboundMessage; m = InboundMessage.objects.get(); "
+             "print(m.received_via, m.status, m.subject)")
+    # The worker (qcluster) is not running here: the message is stored and queued.
+    out = subprocess.run([sys.executable, "manage.py", "shell", "-c", check], cwd=ROOT, env=env, check=True,
+                         capture_output=True, text=True, timeout=120).stdout.strip().splitlines()[-1]
+    assert out == "smtp received Disk full on db1"
+    queued = ("from django_q.models import OrmQ; print(OrmQ.objects.count())")
+    out = subprocess.run([sys.executable, "manage.py", "shell", "-c", queued], cwd=ROOT, env=env, check=True,
+                         capture_output=True, text=True, timeout=120).stdout.strip().splitlines()[-1]
+    assert out == "1"
