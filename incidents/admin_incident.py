@@ -285,8 +285,11 @@ class IncidentAdmin(TeamScopedAdmin):
         }
         can_act = self.has_act_permission(request, incident)
         Status = Incident.Status
+        from incidents.admin_panels import incident_panels  # e.g. oncall's escalation state
+
         return {
             "incident": incident,
+            "extra_panels": incident_panels(request, incident),
             "can_act": can_act,
             "age": short_age(incident.triggered_at, incident.resolved_at),
             "alerts": alerts,

@@ -529,3 +529,6 @@ def oncall_dashboard(request: HttpRequest) -> dict[str, Any] | None:
         "my_next": mine[0] if mine else None,
         "my_now": bool(mine and mine[0].start <= now),
     }
+
+
+from oncall import admin_escalation  # noqa: E402,F401 (chains, routes, contact methods, notification log)
