@@ -113,11 +113,13 @@ def render_details(value: Any) -> str:
 
 
 def integration_for_token(token: str, kind: str, *, what: str = "integration token") -> Integration:
-    integration = (
+    # The token is unique: no ORDER BY (which .first() would add) on this per-event query.
+    rows = list(
         Integration.objects.select_related("service")
         .filter(token=token, kind=kind, enabled=True)
-        .first()
+        .order_by()[:1]
     )
+    integration = rows[0] if rows else None
     if integration is None:
         raise RejectEvent(404, f"Unknown or disabled {what}.")
     return integration
