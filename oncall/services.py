@@ -4,7 +4,7 @@ templates. Keyword-only; admin and API both call these."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
@@ -15,6 +15,8 @@ from django.utils import timezone
 from oncall.models import CalendarFeed, Override, Rotation, RotationMember, Schedule, new_feed_token
 
 User = get_user_model()
+# Clock skew between a client and the server is not "the past".
+PAST_TOLERANCE = timedelta(minutes=5)
 
 
 def _team_member_ids(schedule: Schedule) -> set[int]:
@@ -45,8 +47,14 @@ def rotation_members_set(
     if outside:
         names = ", ".join(sorted(User.objects.filter(pk__in=outside).values_list("username", flat=True)))
         raise ValidationError(f"Not members of the schedule's team: {names or outside}.")
+    now = timezone.now()
+    if effective_from is not None and effective_from < now - PAST_TOLERANCE:
+        raise ValidationError(
+            "A member change cannot start in the past: shifts that happened stay as they "
+            "were. Use now or a future time."
+        )
     Rotation.objects.select_for_update().filter(pk=rotation.pk).first()
-    at = effective_from or timezone.now()
+    at = effective_from or now
     if rotation_current_member_ids(rotation=rotation, at=at) == user_ids:
         return False
     has_history = rotation.members.exists()

@@ -300,3 +300,25 @@ def test_oncall_for_one_person_across_schedules(responder, secondary, weekly, te
     assert names == ["Database"]
     r = client.get("/api/v1/oncall/", {"user": "sam"})
     assert r.status_code == 400 and "user id" in r.json()["user"]
+
+
+def test_member_change_planned_ahead_but_never_in_the_past(manager, responder, secondary, weekly):
+    client = api(manager)
+    url = f"/api/v1/rotations/{weekly.pk}/members/"
+    r = client.put(url, {"members": [secondary.pk], "effective_from": "2024-03-01T00:00:00Z"}, format="json")
+    assert r.status_code == 400 and "cannot start in the past" in str(r.json())
+    r = client.put(
+        url, {"members": [manager.pk], "effective_from": "2024-04-03T09:00:00+02:00"}, format="json"
+    )
+    assert r.status_code == 200
+    oncall = f"/api/v1/schedules/{weekly.schedule.pk}/oncall/"
+    assert client.get(oncall, {"at": "2024-04-03T08:59:00+02:00"}).json()["oncall"][0]["username"] == "sam"
+    assert client.get(oncall, {"at": "2024-04-03T09:00:00+02:00"}).json()["oncall"][0]["username"] == "maya"
+    assert client.get(oncall).json()["oncall"][0]["username"] == "rita"  # now: unchanged
+    assert client.get(oncall, {"at": "2024-04-17T12:00:00+02:00"}).json()["oncall"][0]["username"] == "maya"
+    # Until the change the rotation still lists the current members.
+    assert client.get(f"/api/v1/rotations/{weekly.pk}/").json()["members"] == [
+        responder.pk,
+        secondary.pk,
+        manager.pk,
+    ]
