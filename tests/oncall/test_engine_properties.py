@@ -59,6 +59,8 @@ def layers(draw, lid: int) -> Layer:
         shift_amount=amount,
         shift_unit=unit,
         members=periods,
+        # Sometimes a follow-the-sun layer in its own zone.
+        timezone=draw(st.one_of(st.none(), st.sampled_from(ZONES))),
         windows=draw(windows()),
     )
 
