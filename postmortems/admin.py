@@ -187,6 +187,7 @@ class PostmortemAdmin(TeamScopedAdmin):
         "owner",
         "body",
         "contributing_factors",
+        "problems",
         "team",
         "status",
         "incident_links",
@@ -280,11 +281,20 @@ class PostmortemAdmin(TeamScopedAdmin):
         values = {
             name: form.cleaned_data[name] for name in form.changed_data if name in services.EDITABLE_FIELDS
         }
-        if values:
-            try:
+        try:
+            if values:
                 services.postmortem_update(postmortem=obj, user=request.user, **values)
-            except ValidationError as exc:
-                self.message_user(request, _messages(exc), messages.ERROR)
+            if "problems" in form.changed_data:
+                services.postmortem_set_problems(
+                    postmortem=obj, user=request.user, problems=form.cleaned_data["problems"]
+                )
+        except ValidationError as exc:
+            self.message_user(request, _messages(exc), messages.ERROR)
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        # No form.save_m2m(): problems were set through the service in save_model.
+        for formset in formsets:
+            self.save_formset(request, form, formset, change=change)
 
     def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
         pm = form.instance

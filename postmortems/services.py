@@ -218,6 +218,24 @@ def postmortem_update(*, postmortem: Postmortem, user: User | None, **values: An
     return pm
 
 
+def postmortem_set_problems(
+    *, postmortem: Postmortem, user: User | None, problems: Iterable[Problem]
+) -> None:
+    """Link the postmortem to problems of its own team (also allowed once published:
+    the root cause may be understood later)."""
+    problems = list(problems)
+    foreign = [p.ref for p in problems if p.team_id != postmortem.team_id]
+    if foreign:
+        raise ValidationError({"problems": f"{', '.join(foreign)} belong(s) to another team."})
+    with transaction.atomic():
+        before = sorted(postmortem.problems.values_list("number", flat=True))
+        postmortem.problems.set(problems)
+        after = sorted(p.number for p in problems)
+        if before != after:
+            refs = ", ".join(f"PRB-{n}" for n in after) or "none"
+            _record(postmortem, user, "problems", f"Problems: {refs}", {"problems": [before, after]})
+
+
 def postmortem_set_reviewers(*, postmortem: Postmortem, user: User | None, reviewers: Iterable[User]) -> None:
     reviewers = list(reviewers)
     outsiders = [r.get_username() for r in reviewers if not permissions.can_view_team(r, postmortem.team_id)]

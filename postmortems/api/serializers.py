@@ -75,7 +75,10 @@ class ActionItemSerializer(ScopedRelatedFieldsMixin, serializers.ModelSerializer
 class PostmortemSerializer(ScopedRelatedFieldsMixin, serializers.ModelSerializer):
     ref = serializers.CharField(read_only=True)
     incidents = serializers.SlugRelatedField(many=True, read_only=True, slug_field="number")
-    problems = serializers.SlugRelatedField(many=True, read_only=True, slug_field="number")
+    problems = serializers.SlugRelatedField(
+        many=True, queryset=Problem.objects.none(), slug_field="number", required=False,
+        help_text="Problem numbers (PRB-<n>) of the same team.",
+    )
     owner = UsernameField(queryset=User.objects.none(), required=False, allow_null=True)
     reviewers = UsernameField(many=True, read_only=True)
     published_by = UsernameField(read_only=True)
@@ -91,7 +94,8 @@ class PostmortemSerializer(ScopedRelatedFieldsMixin, serializers.ModelSerializer
                             "published_at", "timeline_refreshed_at"]
 
     def scoped_querysets(self, user: Any) -> dict[str, QuerySet]:
-        return {"owner": visible_users(user)}
+        problems = permissions.scope_queryset(Problem.objects.all(), user)
+        return {"owner": visible_users(user), "problems": problems}
 
     def get_body_html(self, obj: Postmortem) -> str:
         return str(render_markdown(obj.body))

@@ -4,6 +4,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import transaction
 from django.db.models import Prefetch, Q, QuerySet
 from django.http import HttpResponse
 from django.utils import timezone
@@ -97,7 +98,12 @@ class PostmortemViewSet(
         serializer = self.get_serializer(pm, data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
         values = {k: v for k, v in serializer.validated_data.items() if k in services.EDITABLE_FIELDS}
-        call_service(services.postmortem_update, postmortem=pm, user=request.user, **values)
+        with transaction.atomic():
+            if values:
+                call_service(services.postmortem_update, postmortem=pm, user=request.user, **values)
+            if "problems" in serializer.validated_data:
+                call_service(services.postmortem_set_problems, postmortem=pm, user=request.user,
+                             problems=serializer.validated_data["problems"])
         return Response(self._fresh(pm))
 
     def _transition(self, fn: Callable[..., Any], **kwargs: Any) -> Response:

@@ -60,8 +60,9 @@ def test_start_from_add_view_and_refusal(as_user, responder, resolved_incident, 
 
 
 def test_edit_through_change_form_is_audited_and_inlines_go_through_services(
-    as_user, responder, resolved_incident
+    as_user, responder, resolved_incident, team_a
 ):
+    problem = Problem.objects.create(number=7, team=team_a, title="Pool exhaustion")
     pm = services.postmortem_create(incidents=[resolved_incident], user=responder)
     client = as_user(responder)
     url = f"/admin/postmortems/postmortem/{pm.pk}/change/"
@@ -73,15 +74,17 @@ def test_edit_through_change_form_is_audited_and_inlines_go_through_services(
     data["action_items-0-owner"] = responder.pk
     note_index = next(i for i, item in enumerate(pm.timeline.all()) if item.kind == "note")
     data[f"timeline-{note_index}-hidden"] = "on"
+    data["problems"] = [problem.pk]
     res = client.post(url, data)
     assert res.status_code == 302, res.context["adminform"].form.errors if res.context else res
     pm.refresh_from_db()
     assert pm.body == "# New body"
     assert ActionItem.objects.get().title == "Add a canary stage"
     assert pm.timeline.get(kind="note").hidden is True
-    assert {"edited", "action_item_added", "timeline_item"} <= set(
+    assert {"edited", "action_item_added", "timeline_item", "problems"} <= set(
         pm.changes.values_list("action", flat=True)
     )
+    assert list(pm.problems.all()) == [problem]
 
 
 def test_workflow_buttons(as_user, responder, secondary, resolved_incident):

@@ -19,8 +19,9 @@ def test_full_flow_create_edit_review_publish_export(api, resolved_incident, res
     assert pm["status"] == "draft" and pm["incidents"] == [resolved_incident.number]
     assert "<h2>Impact</h2>" in pm["body_html"]
     url = f"/api/v1/postmortems/{pm['id']}/"
-    res = client.patch(url, {"body": "# Title\n\n<script>alert(1)</script>ok", "status": "published"},
-                       format="json")
+    res = client.patch(
+        url, {"body": "# Title\n\n<script>alert(1)</script>ok", "status": "published"}, format="json"
+    )
     assert res.status_code == 200 and res.data["status"] == "draft"  # status is not writable here
     assert "<script" not in res.data["body_html"] and "ok" in res.data["body_html"]
     timeline = client.get(url + "timeline/").data
@@ -74,21 +75,31 @@ def test_team_isolation(api, responder, outsider, resolved_incident, team_b):
     res = other.post("/api/v1/action-items/", {"postmortem": pm["id"], "title": "x"}, format="json")
     assert res.status_code == 400 and "postmortem" in res.data
     # Reviewers and owners must be visible team members.
-    assert api(responder).post(f"/api/v1/postmortems/{pm['id']}/submit/", {"reviewers": ["otto"]},
-                               format="json").status_code == 400
+    assert (
+        api(responder)
+        .post(f"/api/v1/postmortems/{pm['id']}/submit/", {"reviewers": ["otto"]}, format="json")
+        .status_code
+        == 400
+    )
 
 
 def test_action_items_crud_overdue_filter_and_validation(api, responder, resolved_incident):
     client = api(responder)
     pm = create(client, resolved_incident).data
     base = {"postmortem": pm["id"], "title": "Add canary", "owner": "rita", "kind": "prevent"}
-    late = client.post("/api/v1/action-items/", {**base, "due_date": str(date.today() - timedelta(days=2))},
-                       format="json")
+    late = client.post(
+        "/api/v1/action-items/", {**base, "due_date": str(date.today() - timedelta(days=2))}, format="json"
+    )
     assert late.status_code == 201, late.data
     assert late.data["overdue"] is True
     client.post("/api/v1/action-items/", {**base, "title": "later", "due_date": "2999-01-01"}, format="json")
-    bad_inputs = (({"kind": "blame"}, "kind"), ({"ticket_url": "javascript:alert(1)"}, "ticket_url"),
-                  ({"due_date": "soon"}, "due_date"), ({"owner": "otto"}, "owner"), ({"title": ""}, "title"))
+    bad_inputs = (
+        ({"kind": "blame"}, "kind"),
+        ({"ticket_url": "javascript:alert(1)"}, "ticket_url"),
+        ({"due_date": "soon"}, "due_date"),
+        ({"owner": "otto"}, "owner"),
+        ({"title": ""}, "title"),
+    )
     for bad, field in bad_inputs:
         res = client.post("/api/v1/action-items/", {**base, **bad}, format="json")
         assert res.status_code == 400 and field in res.data, (bad, res.data)
@@ -104,11 +115,36 @@ def test_action_items_crud_overdue_filter_and_validation(api, responder, resolve
 def test_templates_shared_read_only_team_templates_for_managers(api, responder, manager, team_a, outsider):
     shared = PostmortemTemplate.objects.get(is_default=True)
     assert {t["name"] for t in api(responder).get("/api/v1/postmortem-templates/").data["results"]} >= {
-        "Blameless postmortem (full)", "Lightweight postmortem"}
-    assert api(manager).patch(f"/api/v1/postmortem-templates/{shared.pk}/", {"name": "x"},
-                              format="json").status_code == 403
+        "Blameless postmortem (full)",
+        "Lightweight postmortem",
+    }
+    assert (
+        api(manager)
+        .patch(f"/api/v1/postmortem-templates/{shared.pk}/", {"name": "x"}, format="json")
+        .status_code
+        == 403
+    )
     payload = {"team": team_a.pk, "name": "Payments PM", "body": "# {{ title }}"}
     assert api(responder).post("/api/v1/postmortem-templates/", payload, format="json").status_code == 403
     res = api(manager).post("/api/v1/postmortem-templates/", payload, format="json")
     assert res.status_code == 201
     assert api(outsider).get(f"/api/v1/postmortem-templates/{res.data['id']}/").status_code == 404
+
+
+def test_link_problems_same_team_only_and_audited(
+    api, responder, outsider, resolved_incident, team_a, team_b
+):
+    from incidents.problems import problem_create
+
+    mine = problem_create(team=team_a, title="Pool exhaustion")
+    theirs = problem_create(team=team_b, title="Other team's")
+    client = api(responder)
+    pm = create(client, resolved_incident).data
+    url = f"/api/v1/postmortems/{pm['id']}/"
+    res = client.patch(url, {"problems": [theirs.number], "title": "changed"}, format="json")
+    assert res.status_code == 400 and "problems" in res.data
+    assert Postmortem.objects.get().title == pm["title"]  # nothing half-written
+    res = client.patch(url, {"problems": [mine.number]}, format="json")
+    assert res.status_code == 200 and res.data["problems"] == [mine.number]
+    assert client.get(url + "history/").data[-1]["message"] == f"Problems: {mine.ref}"
+    assert list(mine.postmortems.all()) == [Postmortem.objects.get()]
