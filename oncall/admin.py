@@ -30,7 +30,7 @@ from ircore import permissions
 from ircore.admin import TeamScopedAdmin
 from oncall import schedule_engine as engine
 from oncall import selectors
-from oncall.models import Override, Rotation, RotationMember, Schedule
+from oncall.models import CalendarFeed, Override, Rotation, RotationMember, Schedule
 from oncall.rotation_templates import TEMPLATES, rotation_template_apply, template_choices
 from oncall.services import (
     calendar_feed_get_or_create,
@@ -480,6 +480,42 @@ class OverrideAdmin(TeamScopedAdmin):
         if not change:
             obj.created_by = request.user
         super().save_model(request, obj, form, change)
+
+
+# --------------------------------------------------------------------------- personal feeds
+
+
+@admin.register(CalendarFeed)
+class CalendarFeedAdmin(admin.ModelAdmin):
+    """Superusers can revoke anyone's personal calendar URL (e.g. one that leaked); people
+    regenerate their own on "My shifts"."""
+
+    list_display = ["user", "created_at"]
+    search_fields = ["user__username", "user__email"]
+    fields = ["user", "created_at"]
+    readonly_fields = ["user", "created_at"]
+    actions = ["regenerate"]
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return permissions.sees_all_teams(request.user)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return permissions.sees_all_teams(request.user)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return permissions.sees_all_teams(request.user)
+
+    @admin.action(description="Generate new URLs (the current ones stop working)", permissions=["delete"])
+    def regenerate(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for feed in queryset.select_related("user"):
+            calendar_feed_regenerate(user=feed.user)
+        messages.success(request, f"Regenerated {queryset.count()} calendar URL(s).")
 
 
 # --------------------------------------------------------------------------- dashboard

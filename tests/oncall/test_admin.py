@@ -333,3 +333,17 @@ def test_timeline_override_labels_say_who_covers_whom(client, manager, responder
     # The iCal URL on the page is absolute, ready to paste into a calendar.
     body = client.get(change_url(weekly.schedule)).content.decode()
     assert f"http://testserver/oncall/ical/schedule/{weekly.schedule.ical_token}.ics" in body
+
+
+def test_superuser_revokes_personal_feeds_others_cannot(client, admin_user, manager, secondary):
+    from oncall.services import calendar_feed_get_or_create
+
+    feed = calendar_feed_get_or_create(user=secondary)
+    url = reverse("admin:oncall_calendarfeed_changelist")
+    client.force_login(manager)
+    assert client.get(url).status_code == 403
+    client.force_login(admin_user)
+    response = client.post(url, {"action": "regenerate", "_selected_action": [feed.pk]})
+    assert response.status_code == 302
+    assert CalendarFeed.objects.get(pk=feed.pk).token != feed.token
+    assert client.get(f"/oncall/ical/user/{feed.token}.ics").status_code == 404
