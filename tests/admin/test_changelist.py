@@ -131,3 +131,24 @@ def test_alert_text_search_is_bounded_to_recent_alerts(login, responder, service
     assert results(client, q="zookeeper") == []  # alert text older than 30 days is not
     alert_ingest(integration=integration, event=AlertEvent(summary="zookeeper again", dedup_key="k"))
     assert results(client, q="zookeeper") == [old]
+
+
+def _count(client, url) -> int:
+    client.get(url)
+    with CaptureQueriesContext(connection) as ctx:
+        assert client.get(url).status_code == 200
+    return len(ctx.captured_queries)
+
+
+def test_alert_timeline_and_incident_pages_do_not_grow_with_rows(login, responder, service_a, raise_alert):
+    client = login(responder)
+    incident = raise_alert(service_a, "flapping", key="flap")
+    urls = ["/admin/incidents/alert/", "/admin/incidents/timelineentry/",
+            f"/admin/incidents/incident/{incident.pk}/change/", "/admin/"]
+    for n in range(3):
+        raise_alert(service_a, f"flapping {n}", key="flap")
+    few = [_count(client, url) for url in urls]
+    for n in range(3, 40):
+        raise_alert(service_a, f"flapping {n}", key="flap")
+        raise_alert(service_a, f"other {n}")
+    assert [_count(client, url) for url in urls] == few
