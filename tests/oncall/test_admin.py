@@ -347,3 +347,35 @@ def test_superuser_revokes_personal_feeds_others_cannot(client, admin_user, mana
     assert response.status_code == 302
     assert CalendarFeed.objects.get(pk=feed.pk).token != feed.token
     assert client.get(f"/oncall/ical/user/{feed.token}.ics").status_code == 404
+
+
+def test_add_page_creates_schedule_with_a_layer_and_members(client, manager, responder, secondary, team_a):
+    client.force_login(manager)
+    data = {
+        "team": team_a.pk,
+        "name": "New",
+        "description": "",
+        "timezone": "Asia/Tokyo",
+        "rotations-TOTAL_FORMS": 1,
+        "rotations-INITIAL_FORMS": 0,
+        "rotations-MIN_NUM_FORMS": 0,
+        "rotations-MAX_NUM_FORMS": 1000,
+        "rotations-0-name": "Week",
+        "rotations-0-priority": 1,
+        "rotations-0-shift_amount": 1,
+        "rotations-0-shift_unit": "weeks",
+        "rotations-0-handoff_date": "2024-03-25",
+        "rotations-0-handoff_time": "10:00",
+        "rotations-0-timezone": "",
+        "rotations-0-restrictions": "[]",
+        "rotations-0-members": "sam, rita",
+    }
+    response = client.post(reverse("admin:oncall_schedule_add"), data)
+    assert response.status_code == 302, response.context["errors"] if response.context else response
+    schedule = Schedule.objects.get(name="New")
+    oncall = selectors.schedule_oncall_at(schedule=schedule, at=NOW)
+    assert [o.user_id for o in oncall] == [secondary.pk]
+    bad = {**data, "name": "Bad", "timezone": "Tokyo"}
+    response = client.post(reverse("admin:oncall_schedule_add"), bad)
+    assert response.status_code == 200 and "Unknown time zone" in response.content.decode()
+    assert not Schedule.objects.filter(name="Bad").exists() and Rotation.objects.count() == 1
