@@ -421,6 +421,11 @@ class PostmortemAdmin(TeamScopedAdmin):
             elif action == "publish":
                 services.postmortem_publish(postmortem=pm, user=request.user)
                 done = "Published."
+            elif action == "summary":
+                updates = services.postmortem_publish_public_summary(
+                    postmortem=pm, user=request.user, summary=request.POST.get("summary", "")[:20_000]
+                )
+                done = f"Summary posted on {len(updates)} status page incident(s)."
             elif action == "refresh":
                 added = services.postmortem_timeline_refresh(postmortem=pm, user=request.user)
                 done = f"Timeline refreshed: {added} new entries."

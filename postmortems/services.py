@@ -27,6 +27,8 @@ from postmortems.models import (
     PostmortemTimelineItem,
 )
 from postmortems.rendering import template_context, template_fill
+from statuspage.models import PublicIncident, PublicUpdate
+from statuspage.services import public_incident_post_update
 
 Status = Postmortem.Status
 User = AbstractBaseUser
@@ -362,3 +364,35 @@ def action_item_update(*, item: ActionItem, user: User | None, **values: Any) ->
                 f"Action item {item.title!r}: {', '.join(changes)} changed",
                 {k: [str(a), str(b)] for k, (a, b) in changes.items()})
     return item
+
+
+# --------------------------------------------------------------------------- status page
+
+
+def postmortem_publish_public_summary(
+    *, postmortem: Postmortem, user: User | None, summary: str
+) -> list[PublicUpdate]:
+    """Post ``summary`` as an update on the status page incidents opened from the
+    postmortem's incidents (pages of the same team), keeping their status and
+    components. Only once the postmortem is published: the public reads the reviewed
+    version. Returns the updates posted."""
+    summary = (summary or "").strip()
+    if not summary:
+        raise ValidationError({"summary": "Write the summary the public will read."})
+    if postmortem.status != Status.PUBLISHED:
+        raise TransitionRefused("Publish the postmortem before posting its summary on a status page.")
+    public = list(
+        PublicIncident.objects.filter(source_incident__in=postmortem.incidents.all(),
+                                      page__team_id=postmortem.team_id).select_related("page")
+    )
+    if not public:
+        raise ValidationError("None of the postmortem's incidents is on a status page of this team.")
+    with transaction.atomic():
+        updates = [
+            public_incident_post_update(incident=incident, status=incident.status, body=summary, author=user,
+                                        component_statuses={})
+            for incident in public
+        ]
+        pages = ", ".join(sorted({incident.page.title for incident in public}))
+        _record(postmortem, user, "public_summary", f"Summary posted on the status page(s): {pages}")
+    return updates

@@ -128,6 +128,10 @@ class ReviewSerializer(ScopedRelatedFieldsMixin, serializers.Serializer):
         return {"reviewers": visible_users(user)}
 
 
+class SummarySerializer(serializers.Serializer):
+    summary = serializers.CharField(max_length=20_000, help_text="Markdown, as the public will read it.")
+
+
 class ReasonSerializer(serializers.Serializer):
     reason = serializers.CharField(required=False, allow_blank=True, max_length=2000)
 

@@ -134,6 +134,20 @@ class PostmortemViewSet(
         """In review -> published (a named reviewer or a team manager)."""
         return self._transition(services.postmortem_publish)
 
+    @extend_schema(request=s.SummarySerializer, responses={201: OpenApiTypes.OBJECT})
+    @action(detail=True, methods=["post"], url_path="publish-summary")
+    def publish_summary(self, request: Request, pk: str | None = None) -> Response:
+        """Post a public summary on the status page incidents of the postmortem's
+        incidents (published postmortems only)."""
+        pm = self.get_object()
+        serializer = s.SummarySerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        updates = call_service(services.postmortem_publish_public_summary, postmortem=pm, user=request.user,
+                               summary=serializer.validated_data["summary"])
+        posted = [{"status_page": u.incident.page.slug, "public_incident": u.incident_id, "update": u.pk}
+                  for u in updates]
+        return Response({"posted": posted}, status=status.HTTP_201_CREATED)
+
     @extend_schema(request=None, responses=s.PostmortemTimelineItemSerializer(many=True))
     @action(detail=True, methods=["post"], url_path="refresh-timeline")
     def refresh_timeline(self, request: Request, pk: str | None = None) -> Response:
