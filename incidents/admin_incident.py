@@ -35,7 +35,7 @@ from incidents.admin import (
     short_age,
     status_badge,
 )
-from incidents.models import Alert, Incident, Priority, Service, Severity
+from incidents.models import Alert, Incident, Priority, Service, Severity, TimelineEntry
 from incidents.services import (
     ReopenConflict,
     Via,
@@ -59,6 +59,7 @@ User = get_user_model()
 
 ALERTS_SHOWN = 25
 ALERT_SEARCH_DAYS = 30
+CHANGES_BEFORE_HOURS = 6
 TIMELINE_SHOWN = 100
 
 
@@ -283,6 +284,15 @@ class IncidentAdmin(TeamScopedAdmin):
             "responders": list(incident.responders.all()), "stakeholders": list(incident.stakeholders.all()),
             "war_room_url": incident.war_room_url,
         }
+        # Deploys and config changes on the service shortly before the incident (PagerDuty
+        # change events): the first suspects. Bounded by the (service, created_at) index.
+        changes = list(
+            TimelineEntry.objects.filter(
+                service_id=incident.service_id, incident__isnull=True, kind=TimelineEntry.Kind.CHANGE,
+                created_at__gte=incident.triggered_at - timedelta(hours=CHANGES_BEFORE_HOURS),
+                created_at__lte=incident.resolved_at or timezone.now(),
+            ).order_by("-created_at")[:10]
+        )
         can_act = self.has_act_permission(request, incident)
         Status = Incident.Status
         from incidents.admin_panels import incident_panels  # e.g. oncall's escalation state
@@ -293,6 +303,8 @@ class IncidentAdmin(TeamScopedAdmin):
             "can_act": can_act,
             "age": short_age(incident.triggered_at, incident.resolved_at),
             "alerts": alerts,
+            "changes": changes,
+            "changes_hours": CHANGES_BEFORE_HOURS,
             "alerts_more": max(incident.alert_count - len(alerts), 0),
             "alerts_url": reverse("admin:incidents_alert_changelist") + f"?incident__id__exact={incident.pk}",
             "timeline": timeline[:TIMELINE_SHOWN],

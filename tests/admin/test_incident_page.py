@@ -215,3 +215,27 @@ def test_bulk_acknowledge_and_resolve(login, responder, service_a, raise_alert):
     assert set(Incident.objects.filter(pk__in=[first.pk, second.pk]).values_list("status", flat=True)) == {
         "resolved"}
     assert TimelineEntry.objects.filter(kind="resolved", actor=responder).count() == 2
+
+
+def test_recent_changes_on_the_service_are_shown(login, responder, service_a, service_b, make_integration,
+                                                 raise_alert):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from incidents.services import change_event_record
+
+    integration = make_integration(service_a, "pagerduty")
+    now = timezone.now()
+    change_event_record(integration=integration, summary="Deployed payments-api v2.3.1", source="ci",
+                        links=[{"href": "https://ci.example.com/123", "text": "build"},
+                               {"href": "javascript:alert(1)", "text": "evil"}],
+                        at=now - timedelta(minutes=20))
+    change_event_record(integration=integration, summary="Old deploy v1", at=now - timedelta(days=2))
+    change_event_record(integration=make_integration(service_b, "pagerduty"), summary="Search deploy",
+                        at=now - timedelta(minutes=5))
+    incident = raise_alert(service_a, "error rate up")
+    html = login(responder).get(f"/admin/incidents/incident/{incident.pk}/change/").content.decode()
+    assert "Deployed payments-api v2.3.1" in html and 'href="https://ci.example.com/123"' in html
+    assert "Old deploy v1" not in html and "Search deploy" not in html
+    assert "javascript:" not in html
