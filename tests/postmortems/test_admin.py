@@ -191,3 +191,29 @@ def test_problem_admin_validates_and_numbers(as_user, responder, team_a, service
     assert Problem.objects.get().ref == "PRB-1"
     search = client.get("/admin/incidents/problem/?q=restart").content.decode()
     assert "PRB-1 Pool exhaustion" in search
+
+
+def test_problems_and_templates_team_isolation_in_console(as_user, responder, outsider, team_a, team_b):
+    from postmortems.models import PostmortemTemplate
+
+    problem = Problem.objects.create(number=1, team=team_a, title="Payments only")
+    ours = PostmortemTemplate.objects.create(team=team_a, name="Payments template", body="x")
+    shared = PostmortemTemplate.objects.get(is_default=True)
+    other = as_user(outsider)
+    assert "Payments only" not in other.get("/admin/incidents/problem/").content.decode()
+    assert other.get(f"/admin/incidents/problem/{problem.pk}/change/").status_code == 302
+    listing = other.get("/admin/postmortems/postmortemtemplate/").content.decode()
+    assert "Payments template" not in listing and shared.name in listing
+    assert other.get(f"/admin/postmortems/postmortemtemplate/{ours.pk}/change/").status_code == 302
+    # Shared templates are read-only for team members (superusers edit them).
+    res = other.post(f"/admin/postmortems/postmortemtemplate/{shared.pk}/change/", {"name": "hijacked"})
+    assert res.status_code == 403
+    assert PostmortemTemplate.objects.get(pk=shared.pk).name != "hijacked"
+
+
+def test_my_action_items_filter(as_user, responder, secondary, resolved_incident):
+    pm = services.postmortem_create(incidents=[resolved_incident], user=responder)
+    services.action_item_create(postmortem=pm, user=responder, title="Rita's item", owner=responder)
+    services.action_item_create(postmortem=pm, user=responder, title="Sam's item", owner=secondary)
+    html = as_user(responder).get("/admin/postmortems/actionitem/?mine=yes").content.decode()
+    assert "Rita&#x27;s item" in html and "Sam&#x27;s item" not in html
