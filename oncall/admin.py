@@ -206,6 +206,11 @@ class ScheduleAdmin(TeamScopedAdmin):
     search_fields = ["name", "description"]
     fields = ["team", "name", "description", "timezone", "ical_feed"]
     readonly_fields = ["ical_feed"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        # Members and overrides are the team's people: a schedule does not change teams
+        # (the API refuses it too); create a new one instead.
+        return ["team", "ical_feed"] if obj is not None else ["ical_feed"]
     inlines = [RotationInline]
     change_form_template = "admin/oncall/schedule/change_form.html"
     change_list_template = "admin/oncall/schedule/change_list.html"

@@ -379,3 +379,12 @@ def test_add_page_creates_schedule_with_a_layer_and_members(client, manager, res
     response = client.post(reverse("admin:oncall_schedule_add"), bad)
     assert response.status_code == 200 and "Unknown time zone" in response.content.decode()
     assert not Schedule.objects.filter(name="Bad").exists() and Rotation.objects.count() == 1
+
+
+def test_change_page_does_not_move_a_schedule_to_another_team(client, admin_user, weekly, team_b):
+    client.force_login(admin_user)
+    data = inline_data(weekly.schedule, [rotation_fields(weekly, "rita, sam, maya")])
+    response = client.post(change_url(weekly.schedule), {**data, "team": team_b.pk})
+    assert response.status_code == 302
+    weekly.schedule.refresh_from_db()
+    assert weekly.schedule.team.slug == "payments"
