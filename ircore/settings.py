@@ -245,6 +245,10 @@ STATUSPAGE_WEBHOOK_ALLOW_PRIVATE = env_bool("STATUSPAGE_WEBHOOK_ALLOW_PRIVATE", 
 # whether private/loopback addresses are allowed (off: a URL cannot reach the internal network).
 ONCALL_WEBHOOK_TIMEOUT = env_int("ONCALL_WEBHOOK_TIMEOUT", 10)
 ONCALL_WEBHOOK_ALLOW_PRIVATE = env_bool("ONCALL_WEBHOOK_ALLOW_PRIVATE", False)
+# Crash recovery: seconds before work claimed by a clock (a due escalation step) or a
+# send begun by a worker that died is handed out again.
+ONCALL_CLAIM_LEASE_SECONDS = env_int("ONCALL_CLAIM_LEASE_SECONDS", 30)
+ONCALL_SEND_LEASE_SECONDS = env_int("ONCALL_SEND_LEASE_SECONDS", 300)
 
 # Postmortems: resolved incidents of these severities owe one (listed on the dashboard).
 POSTMORTEM_REQUIRED_SEVERITIES = env_list("POSTMORTEM_REQUIRED_SEVERITIES", ["SEV1", "SEV2"])

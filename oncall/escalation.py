@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import Q
@@ -42,7 +43,6 @@ log = logging.getLogger(__name__)
 Kind = TimelineEntry.Kind
 State = Escalation.State
 HIGH_URGENCY = {"SEV1", "SEV2"}
-CLAIM_LEASE = timedelta(seconds=30)
 
 # Enqueue hook: oncall.tasks replaces it with django-q2's async_task; kept as a module
 # attribute so the engine has no import-time dependency on the queue.
@@ -407,7 +407,8 @@ def _claim(queryset: Any, now: datetime, batch: int = 100) -> list[Any]:
     with transaction.atomic():
         rows = list(queryset.select_for_update(skip_locked=True)[:batch])
         if rows:
-            type(rows[0]).objects.filter(pk__in=[r.pk for r in rows]).update(claimed_until=now + CLAIM_LEASE)
+            lease = timedelta(seconds=settings.ONCALL_CLAIM_LEASE_SECONDS)
+            type(rows[0]).objects.filter(pk__in=[r.pk for r in rows]).update(claimed_until=now + lease)
     return rows
 
 

@@ -7,6 +7,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -20,7 +21,6 @@ from oncall.transports import TransportError, deliver
 log = logging.getLogger(__name__)
 Status = Notification.Status
 MAX_ATTEMPTS = 5
-SEND_LEASE = timedelta(minutes=5)
 
 
 def retry_delay(attempts: int) -> timedelta:
@@ -31,7 +31,7 @@ def retry_delay(attempts: int) -> timedelta:
 def _claim_one(notification_id: int, now: datetime) -> Notification | None:
     claimed = Notification.objects.filter(
         pk=notification_id, status=Status.PENDING, due_at__lte=now
-    ).update(status=Status.SENDING, claimed_until=now + SEND_LEASE)
+    ).update(status=Status.SENDING, claimed_until=now + timedelta(seconds=settings.ONCALL_SEND_LEASE_SECONDS))
     if not claimed:
         return None
     return (Notification.objects.select_related("incident__service", "incident__team", "user",

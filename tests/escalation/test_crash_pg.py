@@ -1,0 +1,164 @@
+"""Crash safety with the real processes on PostgreSQL: two `clock`s and two django-q2
+`qcluster` workers run an escalation for many incidents while one worker is killed
+(SIGKILL, whole process group) half-way and restarted. Every step's page must reach
+the SMTP server exactly once. Time between steps is fast-forwarded by moving the
+escalations' ``next_at`` (the clock still does the claiming and dispatching)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+from django.db import connection
+from django.utils import timezone
+
+from incidents.events import AlertEvent
+from incidents.services import alert_ingest
+from oncall.models import Escalation, EscalationChain, EscalationStep, Notification
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.postgres
+INCIDENTS = 25
+
+
+class Collector:
+    def __init__(self):
+        self.messages: list[tuple[str, str]] = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
+        import email
+
+        subject = email.message_from_bytes(envelope.content)["Subject"]
+        for rcpt in envelope.rcpt_tos:
+            self.messages.append((subject, rcpt))
+        return "250 OK"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Processes:
+    def __init__(self, env: dict[str, str], logdir: Path):
+        self.env, self.logdir, self.procs = env, logdir, {}
+
+    def start(self, name: str, *args: str) -> None:
+        log = open(self.logdir / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
+        self.procs[name] = subprocess.Popen(
+            [sys.executable, "manage.py", *args], cwd=ROOT, env=self.env, stdout=log, stderr=log,
+            start_new_session=True,
+        )
+
+    def kill(self, name: str) -> None:
+        proc = self.procs.pop(name)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+
+    def stop_all(self) -> None:
+        for name in list(self.procs):
+            proc = self.procs.pop(name)
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(10)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _database_url() -> str:
+    s = connection.settings_dict
+    return f"postgres://{s['USER']}:{s['PASSWORD']}@{s['HOST']}:{s['PORT']}/{s['NAME']}"
+
+
+@pytest.fixture
+def redis_url():
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("needs redis-server (Debian package redis-server)")
+    port = _free_port()
+    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no"], stdout=subprocess.DEVNULL)
+    time.sleep(0.5)
+    yield f"redis://127.0.0.1:{port}/0"
+    proc.terminate()
+    proc.wait(10)
+
+
+def _run_scenario(tmp_path, service_a, make_integration, users, extra_env: dict[str, str]) -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL: run with DATABASE_URL=postgres://...")
+    chain = EscalationChain.objects.create(team=service_a.team, name="Crash", is_default=True)
+    for position, user in enumerate(users):
+        EscalationStep.objects.create(chain=chain, position=position, delay_minutes=1).users.set([user])
+    collector = Collector()
+    smtp = Controller(collector, hostname="127.0.0.1", port=_free_port())
+    smtp.start()
+    env = {
+        **os.environ, "DATABASE_URL": _database_url(), "IRCORE_LOCAL_RUN": "1",
+        "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend", "EMAIL_HOST": "127.0.0.1",
+        "EMAIL_PORT": str(smtp.port), "Q_WORKERS": "2", "Q_TIMEOUT": "5", "Q_RETRY": "8",
+        "ONCALL_CLAIM_LEASE_SECONDS": "3", "ONCALL_SEND_LEASE_SECONDS": "4", "LOG_LEVEL": "WARNING",
+        **extra_env,
+    }
+    procs = Processes(env, tmp_path)
+    try:
+        for name in ("clock1", "clock2"):
+            procs.start(name, "clock", "--interval", "0.2")
+        procs.start("worker1", "qcluster")
+        procs.start("worker2", "qcluster")
+        integration = make_integration(service_a)
+        for i in range(INCIDENTS):
+            event = AlertEvent(summary=f"crash test {i}", severity="SEV1")
+            alert_ingest(integration=integration, event=event)
+        expected = INCIDENTS * len(users)
+        killed = False
+        deadline = time.monotonic() + 150
+        while time.monotonic() < deadline:
+            if not killed and len(collector.messages) >= INCIDENTS // 2:
+                procs.kill("worker1")  # in the middle of step 1's pages
+                killed = True
+                procs.start("worker1", "qcluster")
+            # Time passes: whatever waits for its next step is due now.
+            now = timezone.now()
+            Escalation.objects.filter(state="active", next_at__gt=now).update(next_at=now)
+            done = (not Escalation.objects.filter(state="active").exists()
+                    and not Notification.objects.exclude(status="sent").exists()
+                    and len(collector.messages) >= expected)
+            if done:
+                break
+            time.sleep(0.3)
+        time.sleep(2)  # anything late (a duplicate) would arrive now
+    finally:
+        procs.stop_all()
+        smtp.stop()
+    assert killed
+    counts = Counter(collector.messages)
+    duplicates = {k: v for k, v in counts.items() if v > 1}
+    assert not duplicates, duplicates
+    assert len(counts) == expected, (len(counts), expected, sorted(Path(tmp_path).glob("*.log")))
+    assert Notification.objects.filter(kind="page", status="sent").count() == expected
+    assert Escalation.objects.filter(state="exhausted").count() == INCIDENTS
+
+
+def test_kill_a_worker_mid_escalation_every_page_exactly_once(
+    transactional_db, tmp_path, service_a, make_integration, responder, secondary, manager
+):
+    _run_scenario(tmp_path, service_a, make_integration, [responder, secondary, manager], {})
+
+
+@pytest.mark.external
+def test_two_workers_two_clocks_redis_broker_no_duplicates(
+    transactional_db, tmp_path, service_a, make_integration, responder, secondary, manager, redis_url
+):
+    _run_scenario(tmp_path, service_a, make_integration, [responder, secondary, manager],
+                  {"REDIS_URL": redis_url})
