@@ -96,20 +96,31 @@ def format_percent(value: float | None) -> str:
     return "100%"
 
 
+def _rect(index: int, day: DayUptime) -> str:
+    return (
+        f'<rect x="{index * (BAR_WIDTH + BAR_GAP)}" width="{BAR_WIDTH}" height="{BAR_HEIGHT}" '
+        f'class="{DAY_CLASS[day_class(day)]}"><title>{day_title(day)}</title></rect>'
+    )
+
+
+@lru_cache(maxsize=8192)
+def _clean_rect(index: int, day: date, tracked: float) -> str:
+    # A clean day's markup depends only on its position and date: built once for all
+    # the components of a page instead of 50 times.
+    return _rect(index, DayUptime(day=day, tracked_seconds=tracked))
+
+
 def uptime_bars_svg(days: list[DayUptime], name: str) -> SafeString:
     width = len(days) * (BAR_WIDTH + BAR_GAP) - BAR_GAP
     # Titles are made only of dates, numbers and our own labels (nothing to escape);
     # skipping escape() for 4,500 of them per page is a measurable share of a render.
-    rects = [
-        f'<rect x="{i * (BAR_WIDTH + BAR_GAP)}" width="{BAR_WIDTH}" height="{BAR_HEIGHT}" '
-        f'class="{DAY_CLASS[day_class(day)]}"><title>{day_title(day)}</title></rect>'
+    rects = "".join(
+        _rect(i, day) if day.seconds_by_status else _clean_rect(i, day.day, day.tracked_seconds)
         for i, day in enumerate(days)
-    ]
+    )
     return mark_safe(  # noqa: S308 - the only outside text, the name, is escaped
         f'<svg class="bars" viewBox="0 0 {width} {BAR_HEIGHT}" preserveAspectRatio="none" role="img" '
-        f'aria-label="{escape(name)}: uptime per day for the last {len(days)} days">'
-        + "".join(rects)
-        + "</svg>"
+        f'aria-label="{escape(name)}: uptime per day for the last {len(days)} days">' + rects + "</svg>"
     )
 
 

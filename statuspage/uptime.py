@@ -87,46 +87,78 @@ def uptime_days(
     before the first change (or throughout, without changes). ``tracked_from``: when
     the component started to exist; earlier time counts as no data.
     """
-    now_utc = _utc(now)
+    # Epoch seconds throughout: float arithmetic is several times faster than datetime
+    # arithmetic, and a page computes 90 days for each of its components.
+    now_ts = now.timestamp()
     today = now.astimezone(tz).date()
     first_day = today - timedelta(days=days - 1)
-    window_start, _ = local_day_bounds(first_day, tz)
-    floor = max(window_start, _utc(tracked_from)) if tracked_from else window_start
+    bounds = _day_bounds_ts(first_day, days, tz)
+    window_start = bounds[0][1]
+    floor = max(window_start, tracked_from.timestamp()) if tracked_from else window_start
 
-    # Segments (start, end, status) covering [floor, now].
-    ordered = sorted((_utc(at), status) for at, status in changes)
-    segments: list[tuple[datetime, datetime, str]] = []
+    # Segments (start, end, status) covering [floor, now], operational ones left out.
+    ordered = sorted((at.timestamp(), status) for at, status in changes)
+    segments: list[tuple[float, float, str]] = []
     current, cursor = initial_status, floor
     for at, status in ordered:
         if at > cursor:
-            segments.append((cursor, min(at, now_utc), current))
+            if current != OPERATIONAL:
+                segments.append((cursor, min(at, now_ts), current))
             cursor = at
         current = status
-        if cursor >= now_utc:
+        if cursor >= now_ts:
             break
-    if cursor < now_utc:
-        segments.append((cursor, now_utc, current))
+    if cursor < now_ts and current != OPERATIONAL:
+        segments.append((cursor, now_ts, current))
 
     result: list[DayUptime] = []
-    seg_index = 0
-    for offset in range(days):
-        day = first_day + timedelta(days=offset)
-        day_start, day_end = local_day_bounds(day, tz)
-        lo, hi = max(day_start, floor), min(day_end, now_utc)
-        tracked = max(0.0, (hi - lo).total_seconds())
+    seg_index, seg_count = 0, len(segments)
+    for day, day_start, day_end in bounds:
+        lo = day_start if day_start > floor else floor
+        hi = day_end if day_end < now_ts else now_ts
+        tracked = hi - lo if hi > lo else 0.0
         by_status: dict[str, float] = {}
         # Segments are sorted and non-overlapping: skip the ones that ended before today.
-        while seg_index < len(segments) and segments[seg_index][1] <= day_start:
+        while seg_index < seg_count and segments[seg_index][1] <= day_start:
             seg_index += 1
         i = seg_index
-        while tracked and i < len(segments) and segments[i][0] < hi:
+        while tracked and i < seg_count and segments[i][0] < hi:
             seg_start, seg_end, status = segments[i]
-            overlap = (min(seg_end, hi) - max(seg_start, lo)).total_seconds()
-            if overlap > 0 and status != OPERATIONAL:
+            overlap = (seg_end if seg_end < hi else hi) - (seg_start if seg_start > lo else lo)
+            if overlap > 0:
                 by_status[status] = by_status.get(status, 0.0) + overlap
             i += 1
-        result.append(DayUptime(day=day, tracked_seconds=tracked, seconds_by_status=by_status))
+        result.append(
+            _clean_day(day, tracked)
+            if not by_status
+            else DayUptime(day=day, tracked_seconds=tracked, seconds_by_status=by_status)
+        )
     return result
+
+
+@lru_cache(maxsize=256)
+def _day_bounds_ts(first_day: date, days: int, tz: ZoneInfo) -> tuple[tuple[date, float, float], ...]:
+    result = []
+    for offset in range(days):
+        day = first_day + timedelta(days=offset)
+        start, end = local_day_bounds(day, tz)
+        result.append((day, start.timestamp(), end.timestamp()))
+    return tuple(result)
+
+
+_CLEAN_DAYS: dict[tuple[date, float], DayUptime] = {}
+
+
+def _clean_day(day: date, tracked: float) -> DayUptime:
+    # Most days of most components are clean: one shared object per (day, tracked time)
+    # instead of thousands of equal ones. Never mutated after creation.
+    key = (day, tracked)
+    found = _CLEAN_DAYS.get(key)
+    if found is None:
+        if len(_CLEAN_DAYS) > 4096:
+            _CLEAN_DAYS.clear()
+        found = _CLEAN_DAYS[key] = DayUptime(day=day, tracked_seconds=tracked)
+    return found
 
 
 def uptime_percent(days: Sequence[DayUptime]) -> float | None:
