@@ -388,3 +388,17 @@ def test_change_page_does_not_move_a_schedule_to_another_team(client, admin_user
     assert response.status_code == 302
     weekly.schedule.refresh_from_db()
     assert weekly.schedule.team.slug == "payments"
+
+
+def test_names_are_escaped_in_the_timeline_and_dashboard(client, manager, responder, weekly):
+    responder.first_name = "<script>alert(1)</script>"
+    responder.save()
+    client.force_login(manager)
+    for url in [
+        change_url(weekly.schedule),
+        reverse("admin:index"),
+        reverse("admin:oncall_schedule_changelist"),
+    ]:
+        body = client.get(url).content.decode()
+        assert "<script>alert(1)</script>" not in body
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body
