@@ -40,10 +40,10 @@ def _groups(page: StatusPage) -> list[ComponentGroup]:
 def build(page: StatusPage, endpoint: str) -> dict:
     """The body of one endpoint; also used by the static export."""
     if endpoint == "summary":
-        return v2.summary_json(page_overview(page), _groups(page))
+        return v2.summary_json(page_overview(page, with_uptime=False), _groups(page))
     base = {"page": v2.page_json(page)}
     if endpoint == "status":
-        overview = page_overview(page)
+        overview = page_overview(page, with_uptime=False)
         return {**base, "status": v2.status_json(overview.indicator, overview.description)}
     if endpoint == "components":
         components = list(page.components.order_by("position", "id"))

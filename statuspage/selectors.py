@@ -149,11 +149,15 @@ def component_uptimes(
     return result
 
 
-def page_overview(page: StatusPage, *, now: datetime | None = None) -> PageOverview:
+def page_overview(page: StatusPage, *, now: datetime | None = None, with_uptime: bool = True) -> PageOverview:
     now = now or timezone.now()
     components = list(Component.objects.filter(page=page).order_by("position", "id"))
     groups = list(ComponentGroup.objects.filter(page=page).order_by("position", "id"))
-    uptimes = component_uptimes([c for c in components if c.show_uptime], tz=page.tz, now=now)
+    uptimes = (
+        component_uptimes([c for c in components if c.show_uptime], tz=page.tz, now=now)
+        if with_uptime
+        else {}
+    )
     views: dict[int | None, list[ComponentView]] = defaultdict(list)
     for component in components:
         if component.only_show_if_degraded and component.status == ComponentStatus.OPERATIONAL:

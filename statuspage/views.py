@@ -13,6 +13,7 @@ import hashlib
 from collections.abc import Callable
 from datetime import datetime, time
 
+from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
@@ -229,6 +230,12 @@ def history_view(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 def _client_address(request: HttpRequest) -> str:
+    # Behind the TLS proxy (BEHIND_TLS_PROXY) every request comes from the proxy: the
+    # client is the last address the proxy appended to X-Forwarded-For (the earlier
+    # ones are whatever the client sent, so they are not trusted).
+    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+    if forwarded and getattr(settings, "SECURE_PROXY_SSL_HEADER", None):
+        return forwarded.split(",")[-1].strip()
     return request.META.get("REMOTE_ADDR", "unknown")
 
 

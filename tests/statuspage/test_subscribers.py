@@ -213,3 +213,19 @@ def test_webhook_to_private_address_is_refused_not_retried(page, webhook_server,
     for url in ("http://169.254.169.254/latest/meta-data/", "http://10.0.0.1/", "http://[::1]/"):
         with pytest.raises(subscribers.WebhookRefused):
             subscribers.webhook_check_address(url)
+
+
+def test_rate_limit_counts_the_real_client_behind_the_proxy(client, page, settings):
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    for i in range(5):
+        client.post(
+            "/status/acme/subscribe/", {"email": f"a{i}@example.com"}, HTTP_X_FORWARDED_FOR="203.0.113.7"
+        )
+    blocked = client.post(
+        "/status/acme/subscribe/", {"email": "a9@example.com"}, HTTP_X_FORWARDED_FOR="spoofed, 203.0.113.7"
+    )
+    assert blocked.status_code == 429
+    other = client.post(
+        "/status/acme/subscribe/", {"email": "b@example.com"}, HTTP_X_FORWARDED_FOR="198.51.100.2"
+    )
+    assert other.status_code == 200
