@@ -5,33 +5,15 @@ from __future__ import annotations
 
 import os
 import smtplib
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.inbound.conftest import make_email
+from tests.inbound.conftest import free_port, make_email
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture
-def smtp_server(transactional_db, settings):
-    from ircore.smtp_server import controller_build
-
-    settings.INBOUND_EMAIL_MAX_BYTES = 64 * 1024
-    controller = controller_build(host="127.0.0.1", port=free_port())
-    controller.start()
-    yield controller
-    controller.stop()
 
 
 @pytest.fixture
