@@ -444,3 +444,34 @@ class ComponentStatusChangeAdmin(TeamScopedAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+@admin.site.register_dashboard_panel
+def status_pages_panel(request: HttpRequest) -> dict[str, Any] | None:
+    """Each of the user's status pages as visitors see it, and drafts waiting to be published."""
+    from statuspage.selectors import page_status
+
+    pages = list(permissions.scope_queryset(StatusPage.objects.order_by("title"), request.user)[:20])
+    if not pages:
+        return None
+    rows = []
+    for page in pages:
+        components = list(page.components.all())
+        open_incidents = list(page.incidents.filter(published=True).exclude(status="resolved"))
+        indicator, description = page_status(components, open_incidents)
+        drafts = list(
+            page.incidents.filter(published=False)
+            .exclude(status="resolved")
+            .select_related("source_incident")
+            .order_by("-started_at")[:5]
+        )
+        rows.append(
+            {
+                "page": page,
+                "indicator": indicator,
+                "description": description,
+                "open": len(open_incidents),
+                "drafts": drafts,
+            }
+        )
+    return {"template": "statuspage/admin_dashboard_panel.html", "order": 40, "rows": rows}

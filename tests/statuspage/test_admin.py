@@ -209,3 +209,14 @@ def test_shipped_templates_visible_but_not_editable_by_managers(client, manager)
         },
     )
     assert response.status_code == 403
+
+
+def test_dashboard_panel_shows_status_and_drafts(client, responder, outsider, page, api_component):
+    services.public_incident_create(page=page, name="Draft for comms", body="x", published=False)
+    services.component_set_status(component=api_component, status="major_outage")
+    client.force_login(responder)
+    html = client.get("/admin/").content.decode()
+    assert 'id="status-pages"' in html and "Major System Outage" in html
+    assert "Draft waiting to be published" in html and "Draft for comms" in html
+    client.force_login(outsider)
+    assert 'id="status-pages"' not in client.get("/admin/").content.decode()
