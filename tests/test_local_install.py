@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import io
 import shlex
+import socket
 import stat
+import subprocess
+import sys
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -86,7 +89,7 @@ def test_welcome_prints_login_and_a_working_command_per_integration(var_dir, cli
     assert "http://localhost:8000/admin/" in banner
     assert f"admin / {password}" in banner
     email = Integration.objects.get(kind="email")
-    assert f"send an email to {email.token}@" in banner
+    assert f"address {email.token}@" in banner
     commands = [line.strip() for line in banner.splitlines() if line.strip().startswith("curl ")]
     # generic, PagerDuty, Alertmanager, Grafana (heartbeat too once it has an endpoint).
     assert len(commands) >= 4
@@ -130,3 +133,31 @@ def test_local_setup_runs_every_step_and_can_run_again(var_dir, settings):
     second = run("ircore_local_setup")
     assert "team Payments" in second and "curl -sS -X POST" in second
     assert "nothing changed" in run("ircore_local_setup")
+
+
+@pytest.mark.django_db
+def test_printed_email_command_delivers_to_the_smtp_listener_address(settings, service_a, make_integration):
+    from aiosmtpd.controller import Controller
+
+    received = []
+
+    class Handler:
+        async def handle_DATA(self, server, session, envelope):
+            received.append(envelope)
+            return "250 OK"
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    settings.INBOUND_SMTP_HOST, settings.INBOUND_SMTP_PORT = "127.0.0.1", port
+    integration = make_integration(service_a, "email")
+    argv = shlex.split(_examples.email_command(integration))
+    assert argv[:2] == ["python3", "-c"]
+    controller = Controller(Handler(), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        subprocess.run([sys.executable, *argv[1:]], check=True, timeout=60)
+    finally:
+        controller.stop()
+    assert received[0].rcpt_tos == [f"{integration.token}@{settings.INBOUND_EMAIL_DOMAIN}"]
+    assert b"Subject: PROBLEM: web01 HTTP is CRITICAL" in received[0].content

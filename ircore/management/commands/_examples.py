@@ -152,3 +152,18 @@ def curl_command(integration: Integration) -> str | None:
 
 def email_address(integration: Integration) -> str:
     return f"{integration.token}@{settings.INBOUND_EMAIL_DOMAIN}"
+
+
+def email_command(integration: Integration) -> str:
+    """Send an example alert email to the built-in SMTP listener (the `smtp` process),
+    with nothing but Python's standard library."""
+    host = getattr(settings, "INBOUND_SMTP_HOST", "127.0.0.1")
+    port = getattr(settings, "INBOUND_SMTP_PORT", 2525)
+    code = (
+        "import smtplib; from email.message import EmailMessage; m = EmailMessage(); "
+        "m['From'] = 'nagios@example.com'; "
+        f"m['To'] = '{email_address(integration)}'; "
+        "m['Subject'] = 'PROBLEM: web01 HTTP is CRITICAL'; m.set_content('connect timeout after 10s'); "
+        f"smtplib.SMTP('{host}', {int(port)}).send_message(m)"
+    )
+    return f"python3 -c {shlex.quote(code)}"

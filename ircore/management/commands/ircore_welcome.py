@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
 from incidents.models import Integration
-from ircore.management.commands._examples import curl_command, email_address
+from ircore.management.commands._examples import curl_command, email_address, email_command
 from ircore.management.commands.ircore_demo import ADMIN_USERNAME, USERS, password_file
 from ircore.models import TeamMembership
 
@@ -40,9 +40,8 @@ class Command(BaseCommand):
             target = f"{integration.service.team} / {integration.service}"
             label = f"  # {integration.get_kind_display()}  ->  {target}"
             if integration.kind == Integration.Kind.EMAIL:
-                out(label)
-                out(f"  #   send an email to {email_address(integration)}")
-                out("  #   (needs inbound email: an ESP webhook or the smtp process, see README)")
+                out(f"{label}  (address {email_address(integration)}, via the smtp process)")
+                out(f"  {email_command(integration)}")
                 continue
             command = curl_command(integration)
             out(label)
