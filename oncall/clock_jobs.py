@@ -15,3 +15,4 @@ def register() -> None:
     clock_job_register("ack_timeouts", escalation.ack_timeouts_run, every=5)
     clock_job_register("auto_resolve", escalation.auto_resolve_run, every=15)
     clock_job_register("heartbeats", heartbeats.heartbeats_expire, every=5)
+    clock_job_register("maintenance", escalation.maintenance_run, every=10)

@@ -457,3 +457,25 @@ def auto_resolve_run(now: datetime) -> int:
                                 reason=f"automatically after {minutes} min without new alerts"):
                 count += 1
     return count
+
+
+def maintenance_run(now: datetime) -> int:
+    """Clock job: a maintenance window that starts pauses the running escalations of its
+    services; when it ends, those still triggered escalate again from the first step."""
+    from incidents.models import MaintenanceWindow
+
+    in_window = MaintenanceWindow.objects.filter(starts_at__lte=now, ends_at__gt=now).values("services")
+    count = 0
+    for esc in (Escalation.objects.filter(state=State.ACTIVE, incident__service_id__in=in_window)
+                .select_related("incident")[:200]):
+        if escalation_stop(incident=esc.incident, reason="maintenance"):
+            timeline_add(incident=esc.incident, kind=Kind.MAINTENANCE, at=now,
+                         message="A maintenance window started: paging paused until it ends.")
+            count += 1
+    for esc in (Escalation.objects.filter(state=State.STOPPED, stop_reason="maintenance",
+                                          incident__status=Incident.Status.TRIGGERED)
+                .exclude(incident__service_id__in=in_window).select_related("incident")[:200]):
+        reason = "The maintenance window ended"
+        if escalation_start(incident=esc.incident, restart=True, reason=reason, at=now):
+            count += 1
+    return count

@@ -290,3 +290,22 @@ def test_editing_the_chain_does_not_change_a_running_escalation(clock, chain, tr
     clock.advance(minutes=5)
     assert recipients() == ["rita@example.com", "sam@example.com"]
     assert Escalation.objects.get(incident=incident).frozen["name"] == "Default"
+
+
+def test_maintenance_window_starting_pauses_and_ending_resumes(clock, chain, trigger, team_a, service_a):
+    from datetime import timedelta
+
+    from incidents.models import MaintenanceWindow
+
+    incident = trigger()
+    assert recipients() == ["rita@example.com"]
+    window = MaintenanceWindow.objects.create(team=team_a, starts_at=clock.now + timedelta(minutes=1),
+                                              ends_at=clock.now + timedelta(minutes=30))
+    window.services.set([service_a])
+    clock.advance(minutes=1)
+    assert Escalation.objects.get(incident=incident).stop_reason == "maintenance"
+    clock.advance(minutes=10)
+    assert recipients() == ["rita@example.com"]  # step 2 did not page during maintenance
+    clock.advance(minutes=19)
+    assert recipients() == ["rita@example.com", "rita@example.com"]  # ended: from step 1 again
+    assert "A maintenance window started: paging paused until it ends." in timeline(incident, "maintenance")
