@@ -73,10 +73,23 @@ class ParentTeamInlineMixin:
 URL_FIELD = {models.URLField: {"assume_scheme": "https"}}
 
 
+def _no_user_links(db_field: Any, formfield: Any) -> Any:
+    """No add/change/delete/view icons next to a person picker: the user admin is for
+    superusers, team members would land on a 403."""
+    if db_field.name in ("owner", "reviewers") and formfield is not None:
+        for flag in ("can_add_related", "can_change_related", "can_delete_related", "can_view_related"):
+            if hasattr(formfield.widget, flag):
+                setattr(formfield.widget, flag, False)
+    return formfield
+
+
 class ActionItemInline(ParentTeamInlineMixin, admin.TabularInline):
     model = ActionItem
     extra = 1
     formfield_overrides = URL_FIELD
+
+    def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        return _no_user_links(db_field, super().formfield_for_dbfield(db_field, request, **kwargs))
     fields = ["title", "owner", "due_date", "priority", "kind", "status", "ticket_url"]
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -231,7 +244,7 @@ class PostmortemAdmin(TeamScopedAdmin):
     def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         if db_field.name == "body":
             kwargs["widget"] = forms.Textarea(attrs={"rows": 30, "cols": 110, "class": "vLargeTextField"})
-        return super().formfield_for_dbfield(db_field, request, **kwargs)
+        return _no_user_links(db_field, super().formfield_for_dbfield(db_field, request, **kwargs))
 
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         if db_field.name == "owner":
@@ -508,6 +521,9 @@ class ActionItemAdmin(TeamScopedAdmin):
     responders_can_change = True
     form = ActionItemForm
     formfield_overrides = URL_FIELD
+
+    def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        return _no_user_links(db_field, super().formfield_for_dbfield(db_field, request, **kwargs))
     list_display = [
         "title",
         "postmortem_link",

@@ -39,9 +39,11 @@ def _frame(title: str, y_max: float, y_unit: str, labels: Sequence[str], body: l
         f'class="ir-chart" aria-label="{escape(title)}" font-family="sans-serif" font-size="11">',
         f"<title>{escape(title)}</title>",
     ]
-    for i in range(5):
-        value = y_max * i / 4
-        y = TOP + plot_h - plot_h * i / 4
+    # 1 and 5 x 10^n split in fifths, 2 x 10^n in quarters: round tick values.
+    steps = 4 if f"{y_max:e}".startswith("2") else 5
+    for i in range(steps + 1):
+        value = y_max * i / steps
+        y = TOP + plot_h - plot_h * i / steps
         text = f"{value:g}" if value < 100 else f"{value:.0f}"
         parts.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e5e7eb"/>')
         parts.append(f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" '

@@ -104,6 +104,16 @@ def test_workflow_buttons(as_user, responder, secondary, resolved_incident):
     assert page.status_code == 200 and "The document is frozen" in page.content.decode()
 
 
+def test_workflow_forms_are_not_nested_in_the_change_form(as_user, responder, resolved_incident):
+    # Browsers ignore a <form> inside another one: the buttons would submit the page's form.
+    pm = services.postmortem_create(incidents=[resolved_incident], user=responder)
+    html = as_user(responder).get(f"/admin/postmortems/postmortem/{pm.pk}/change/").content.decode()
+    main = html.index('id="postmortem_form"')
+    assert html.index('id="pm-workflow"') < main
+    assert html.index("/do/submit/") < main and html.index("/do/refresh/") < main
+    assert html.count("<form", main, html.index("</form>", main)) == 0
+
+
 def test_print_view_and_markdown_export_keep_xss_inert(as_user, responder, resolved_incident):
     pm = services.postmortem_create(incidents=[resolved_incident], user=responder)
     services.postmortem_update(
