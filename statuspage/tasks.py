@@ -6,10 +6,13 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django_q.tasks import async_task
 
 log = logging.getLogger(__name__)
+# A lost task (worker crash) must not block exports for long.
+EXPORT_PENDING_SECONDS = 120
 
 
 def notify_enqueue(*, update_id: int) -> None:
@@ -24,9 +27,21 @@ def component_change_enqueue(*, change_id: int) -> None:
     transaction.on_commit(lambda: async_task("statuspage.tasks.notify_component_change", change_id))
 
 
+def _export_pending_key(page_id: int) -> str:
+    return f"statuspage:export-pending:{page_id}"
+
+
 def export_enqueue(*, page_id: int) -> None:
-    if getattr(settings, "STATUSPAGE_EXPORT_DIR", ""):
-        transaction.on_commit(lambda: async_task("statuspage.tasks.export_page", page_id))
+    """One export task per burst of changes: a change while an export is queued adds
+    nothing (the queued task reads the state when it runs, and clears the flag first)."""
+    if not getattr(settings, "STATUSPAGE_EXPORT_DIR", ""):
+        return
+
+    def enqueue() -> None:
+        if cache.add(_export_pending_key(page_id), 1, EXPORT_PENDING_SECONDS):
+            async_task("statuspage.tasks.export_page", page_id)
+
+    transaction.on_commit(enqueue)
 
 
 def notify_update(update_id: int) -> int:
@@ -101,6 +116,7 @@ def export_page(page_id: int) -> int:
     from statuspage.export import page_export
     from statuspage.models import StatusPage
 
+    cache.delete(_export_pending_key(page_id))  # changes from now on queue another export
     page = StatusPage.objects.filter(pk=page_id).first()
     if page is None or not page.is_public:
         return 0

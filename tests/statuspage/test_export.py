@@ -64,3 +64,17 @@ def test_every_change_re_exports_when_a_directory_is_set(
     with django_capture_on_commit_callbacks(execute=True):
         services.component_set_status(component=api_component, status="operational")
     assert "All Systems Operational" in (tmp_path / "acme/index.html").read_text()
+
+
+def test_a_burst_of_changes_queues_one_export(
+    settings, tmp_path, page, api_component, django_capture_on_commit_callbacks
+):
+    from django_q.models import OrmQ
+
+    settings.STATUSPAGE_EXPORT_DIR = str(tmp_path)
+    before = OrmQ.objects.order_by("-id").values_list("id", flat=True).first() or 0
+    with django_capture_on_commit_callbacks(execute=True):
+        for status in ("partial_outage", "major_outage", "operational"):
+            services.component_set_status(component=api_component, status=status)
+    queued = [q.task["func"] for q in OrmQ.objects.filter(id__gt=before)]
+    assert queued.count("statuspage.tasks.export_page") == 1
