@@ -24,10 +24,8 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from incidents import problems as problem_services
 from incidents.admin import ScopedRelatedFilter, person
-from incidents.models import Incident, Problem
-from incidents.services import _next_number
+from incidents.models import Incident
 from ircore import permissions
 from ircore.admin import TeamScopedAdmin
 from postmortems import selectors, services
@@ -90,6 +88,7 @@ class ActionItemInline(ParentTeamInlineMixin, admin.TabularInline):
 
     def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         return _no_user_links(db_field, super().formfield_for_dbfield(db_field, request, **kwargs))
+
     fields = ["title", "owner", "due_date", "priority", "kind", "status", "ticket_url"]
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -524,6 +523,7 @@ class ActionItemAdmin(TeamScopedAdmin):
 
     def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         return _no_user_links(db_field, super().formfield_for_dbfield(db_field, request, **kwargs))
+
     list_display = [
         "title",
         "postmortem_link",
@@ -624,152 +624,6 @@ class PostmortemTemplateAdmin(TeamScopedAdmin):
         return obj.team.name if obj.team else "(all teams)"
 
 
-# --------------------------------------------------------------------------- problems
-
-
-class ProblemForm(forms.ModelForm):
-    class Meta:
-        model = Problem
-        fields = [
-            "team",
-            "title",
-            "status",
-            "impact",
-            "root_cause",
-            "workaround",
-            "match_service",
-            "match_keywords",
-            "match_dedup_key",
-        ]
-
-    def _post_clean(self) -> None:
-        super()._post_clean()
-        try:
-            problem_services.problem_validate(self.instance)
-        except ValidationError as exc:
-            self._update_errors(exc)
-
-
-@admin.register(Problem)
-class ProblemAdmin(TeamScopedAdmin):
-    responders_can_change = True
-    form = ProblemForm
-    list_display = ["ref_title", "status", "team", "match_service", "incident_count", "updated_at"]
-    list_filter = ["status", ("team", ScopedRelatedFilter)]
-    search_fields = ["title", "root_cause", "workaround", "match_keywords", "impact"]
-    search_help_text = "Search the known-error list: title, root cause, workaround, keywords."
-    readonly_fields = ["linked_incidents", "linked_postmortems"]
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Problem]:
-        return (
-            super()
-            .get_queryset(request)
-            .select_related("team", "match_service")
-            .annotate(_incidents=Count("incidents", distinct=True))
-        )
-
-    @admin.display(description="problem", ordering="number")
-    def ref_title(self, obj: Problem) -> str:
-        return f"{obj.ref} {obj.title}"
-
-    @admin.display(description="incidents", ordering="_incidents")
-    def incident_count(self, obj: Problem) -> int:
-        return getattr(obj, "_incidents", 0)
-
-    @admin.display(description="linked incidents")
-    def linked_incidents(self, obj: Problem) -> str:
-        rows = (
-            (reverse("admin:incidents_incident_change", args=[i.pk]), i.ref, i.title[:60])
-            for i in obj.incidents.all()[:100]
-        )
-        return format_html_join(", ", '<a href="{}">{}</a> {}', rows) or "-"
-
-    @admin.display(description="postmortems")
-    def linked_postmortems(self, obj: Problem) -> str:
-        rows = (
-            (reverse("admin:postmortems_postmortem_change", args=[p.pk]), p.title)
-            for p in obj.postmortems.all()
-        )
-        return format_html_join(", ", '<a href="{}">{}</a>', rows) or "-"
-
-    def save_model(self, request: HttpRequest, obj: Problem, form: Any, change: bool) -> None:
-        if not change:
-            obj.number = _next_number("problem")
-            obj.created_by = request.user
-        super().save_model(request, obj, form, change)
-
-
-# --------------------------------------------------------------------------- incident actions
-
-
-@admin.action(description="Start a postmortem for the selected incidents")
-def start_postmortem(modeladmin: Any, request: HttpRequest, queryset: QuerySet[Incident]) -> Any:
-    try:
-        pm = services.postmortem_create(incidents=list(queryset), user=request.user)
-    except ValidationError as exc:
-        modeladmin.message_user(request, _messages(exc), messages.ERROR)
-        return None
-    modeladmin.message_user(request, f"Postmortem started: {pm.title}", messages.SUCCESS)
-    return redirect("admin:postmortems_postmortem_change", pm.pk)
-
-
-@admin.action(description="Link the selected incidents to a problem")
-def link_to_problem(modeladmin: Any, request: HttpRequest, queryset: QuerySet[Incident]) -> Any:
-    incidents = list(queryset.select_related("team"))
-    teams = {inc.team_id for inc in incidents}
-    if len(teams) != 1:
-        modeladmin.message_user(
-            request, "Pick incidents of one team to link them to a problem.", messages.ERROR
-        )
-        return None
-    team_id = teams.pop()
-    choices = (
-        Problem.objects.filter(team_id=team_id).exclude(status=Problem.Status.CLOSED).order_by("-number")
-    )
-    if request.POST.get("problem"):
-        problem = (
-            choices.filter(pk=request.POST["problem"]).first() if request.POST["problem"].isdigit() else None
-        )
-        if problem is None:
-            modeladmin.message_user(request, "No such problem in this team.", messages.ERROR)
-            return None
-        try:
-            new = problem_services.problem_link_incidents(
-                problem=problem, incidents=incidents, user=request.user
-            )
-        except ValidationError as exc:
-            modeladmin.message_user(request, _messages(exc), messages.ERROR)
-            return None
-        modeladmin.message_user(request, f"{len(new)} incident(s) linked to {problem.ref}.", messages.SUCCESS)
-        return None
-    context = {
-        **modeladmin.admin_site.each_context(request),
-        "incidents": incidents,
-        "problems": choices,
-        "opts": modeladmin.model._meta,
-        "title": "Link incidents to a problem",
-        "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
-        "add_problem_url": reverse("admin:incidents_problem_add"),
-    }
-    return TemplateResponse(request, "postmortems/admin/link_to_problem.html", context)
-
-
-def install_incident_actions(site: admin.AdminSite) -> None:
-    """Offer the two actions on the incidents list (the incident admin lives in
-    ``incidents``, which must not import postmortems)."""
-    incident_admin = site._registry.get(Incident)
-    if incident_admin is None:
-        return
-    actions = list(incident_admin.actions or [])
-    for extra in (start_postmortem, link_to_problem):
-        if extra not in actions:
-            actions.append(extra)
-    incident_admin.actions = actions
-
-
-install_incident_actions(admin.site)
-
-
 # --------------------------------------------------------------------------- dashboard
 
 
@@ -802,3 +656,7 @@ def postmortems_dashboard(request: HttpRequest) -> dict[str, Any]:
         "overdue_url": reverse("admin:postmortems_actionitem_changelist") + "?due=overdue",
         "metrics_url": reverse("admin-metrics"),
     }
+
+
+# Problems and the incident-list actions live in their own module; importing it registers them.
+from postmortems import admin_problems  # noqa: E402, F401
