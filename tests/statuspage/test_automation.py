@@ -123,3 +123,19 @@ def test_severity_raise_updates_component(
     api_component.refresh_from_db()
     assert api_component.status == "major_outage"
     assert PublicIncident.objects.get().impact == "critical"
+
+
+def test_reopened_incident_reopens_the_public_incident(
+    page, api_component, service_a, integration, responder, django_capture_on_commit_callbacks
+):
+    ComponentServiceLink.objects.create(component=api_component, service=service_a, mode="automatic")
+    incident = trigger(integration, django_capture_on_commit_callbacks, severity="SEV2")
+    with django_capture_on_commit_callbacks(execute=True):
+        incident_services.incident_resolve(incident=incident, user=responder, via="web")
+    with django_capture_on_commit_callbacks(execute=True):
+        incident_services.incident_reopen(incident=incident, user=responder, via="web")
+    public = PublicIncident.objects.get(source_incident=incident)
+    api_component.refresh_from_db()
+    assert public.status == "investigating" and public.resolved_at is None
+    assert api_component.status == "partial_outage"
+    assert PublicIncident.objects.count() == 1
