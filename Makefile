@@ -15,6 +15,8 @@ PIP := $(PY) -m pip install --disable-pip-version-check -q
 
 # `make run`
 PORT ?= 8000
+# The built-in SMTP listener (Procfile `smtp`); change it too when running two installs.
+SMTP_PORT ?= $(or $(INBOUND_SMTP_PORT),2525)
 RUN_PUBLIC_URL := $(or $(PUBLIC_URL),http://localhost:$(PORT))
 # IRCORE_DEMO=0 make run: only the admin user, no demo teams/services/integrations.
 IRCORE_DEMO ?= 1
@@ -54,7 +56,7 @@ install: $(TEST_STAMP)
 run: $(RUN_STAMP)
 	@set -e; \
 	export IRCORE_LOCAL_RUN=1 PUBLIC_URL="$(RUN_PUBLIC_URL)" PORT="$(PORT)" \
-	       PATH="$(CURDIR)/$(VENV)/bin:$$PATH"; \
+	       INBOUND_SMTP_PORT="$(SMTP_PORT)" PATH="$(CURDIR)/$(VENV)/bin:$$PATH"; \
 	$(PY) manage.py ircore_local_setup $(if $(filter 0 no false,$(IRCORE_DEMO)),--no-demo); \
 	exec honcho start -f Procfile
 
