@@ -26,6 +26,7 @@ from django.utils.http import http_date
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
+from ircore import permissions
 from statuspage import display
 from statuspage.models import Maintenance, PublicIncident, StatusPage
 from statuspage.selectors import (
@@ -186,7 +187,9 @@ def page_view(request: HttpRequest, slug: str) -> HttpResponse:
     return cached_response(request, page, "page", lambda: render_page_html(page))
 
 
-def render_incident_html(page: StatusPage, item: PublicIncident | Maintenance) -> str:
+def render_incident_html(
+    page: StatusPage, item: PublicIncident | Maintenance, *, preview: bool = False
+) -> str:
     is_maintenance = isinstance(item, Maintenance)
     return render_to_string(
         "statuspage/incident.html",
@@ -196,15 +199,30 @@ def render_incident_html(page: StatusPage, item: PublicIncident | Maintenance) -
             "is_maintenance": is_maintenance,
             "updates": list(item.updates.all()),
             "components": list(item.components.all()),
+            "preview": preview,
         },
     )
+
+
+def _draft_preview(request: HttpRequest, page: StatusPage, queryset, pk: int) -> HttpResponse:
+    """A draft, shown only to members of the page's team (the console's "View on site"),
+    never cached and marked as a preview."""
+    if not permissions.can_view_team(request.user, page.team_id):
+        raise Http404("No such incident.")
+    item = get_object_or_404(queryset.model.objects.filter(page=page, published=False), pk=pk)
+    response = HttpResponse(render_incident_html(page, item, preview=True))
+    response["Cache-Control"] = "private, no-store"
+    response["X-Robots-Tag"] = "noindex"
+    return response
 
 
 @refusing
 @require_http_methods(["GET", "HEAD"])
 def incident_view(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     page = page_for(request, slug)
-    item = get_object_or_404(published_incidents(page), pk=pk)
+    item = published_incidents(page).filter(pk=pk).first()
+    if item is None:
+        return _draft_preview(request, page, published_incidents(page), pk)
     return cached_response(request, page, f"incident-{pk}", lambda: render_incident_html(page, item))
 
 
@@ -212,7 +230,9 @@ def incident_view(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
 @require_http_methods(["GET", "HEAD"])
 def maintenance_view(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     page = page_for(request, slug)
-    item = get_object_or_404(published_maintenances(page), pk=pk)
+    item = published_maintenances(page).filter(pk=pk).first()
+    if item is None:
+        return _draft_preview(request, page, published_maintenances(page), pk)
     return cached_response(request, page, f"maintenance-{pk}", lambda: render_incident_html(page, item))
 
 

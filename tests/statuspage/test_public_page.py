@@ -161,3 +161,19 @@ def test_page_settings_change_is_seen_at_once(client, page, django_assert_num_qu
     page.visibility = "login_only"
     page.save()
     assert client.get("/status/acme/").status_code == 302
+
+
+def test_team_members_preview_drafts(client, page, responder, outsider):
+    draft = services.public_incident_create(
+        page=page, name="Draft text", body="Not public yet.", published=False
+    )
+    url = f"/status/acme/incidents/{draft.pk}/"
+    assert client.get(url).status_code == 404
+    client.force_login(outsider)
+    assert client.get(url).status_code == 404
+    client.force_login(responder)
+    response = client.get(url)
+    assert response.status_code == 200 and "Draft preview" in response.content.decode()
+    assert response["Cache-Control"] == "private, no-store"
+    # The console's "View on site" goes there.
+    assert draft.get_absolute_url() == url
