@@ -136,7 +136,7 @@ def _verify(local: str, parsed: ParsedEmail) -> Notification:
         reason = Reason.EXPIRED_TOKEN if "expired" in str(exc) else Reason.BAD_TOKEN
         raise InboundRefused(reason, str(exc)) from None
     notification = (Notification.objects.select_related("incident__service", "user")
-                    .filter(pk=token.notification_id).first())
+                    .filter(pk=token.notification_id).order_by().first())
     if (notification is None or notification.incident is None or notification.user is None
             or notification.kind != Notification.Kind.PAGE
             or notification.channel != Notification.Channel.EMAIL):
@@ -157,7 +157,7 @@ def handle_reply(*, parsed: ParsedEmail, recipient: str, local: str, message: In
     if automatic:
         raise InboundRefused(Reason.AUTO_REPLY, automatic)
     notification = _verify(local, parsed)
-    incident = Incident.objects.get(pk=notification.incident_id)
+    incident = notification.incident
     user = notification.user
     who = _who(user)
     if incident.status == Incident.Status.RESOLVED:
