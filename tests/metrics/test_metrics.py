@@ -113,3 +113,15 @@ def test_periods_are_rolling_windows():
 def test_bad_ranges_are_refused_with_a_clear_message(kwargs, message):
     with pytest.raises(MetricsInputError, match=message):
         metrics_range(now=at(2026, 6, 1), **kwargs)
+
+
+@pytest.mark.parametrize("zone, week", [("UTC", "2026-02-23"), ("Europe/Paris", "2026-03-02")])
+def test_weeks_start_on_monday_in_the_current_time_zone(service_a, zone, week):
+    from django.utils import timezone
+
+    # Sunday 23:30 UTC is already Monday 00:30 in Paris.
+    make(service_a, at(2026, 3, 1, 23, 30), ack=60)
+    with timezone.override(zone):
+        m = compute(Incident.objects.all(), "2026-02-20", "2026-03-10")
+    counts = {w["week"]: w["count"] for w in m["weekly"] if w["count"]}
+    assert counts == {week: 1}
