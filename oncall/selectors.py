@@ -21,10 +21,18 @@ _WEEKDAY_INDEX = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "s
 
 
 def restrictions_to_windows(restrictions: list[dict]) -> tuple[engine.Window, ...]:
+    if not restrictions:
+        return ()
+    # Many layers share the same few restriction sets (templates): build each set once.
+    return _windows(tuple((tuple(item["days"]), item["start"], item["end"]) for item in restrictions))
+
+
+@lru_cache(maxsize=1024)
+def _windows(items: tuple[tuple[tuple[str, ...], str, str], ...]) -> tuple[engine.Window, ...]:
     return tuple(
-        engine.Window(_WEEKDAY_INDEX[day], _parse_hhmm(item["start"]), _parse_hhmm(item["end"]))
-        for item in restrictions or []
-        for day in item["days"]
+        engine.Window(_WEEKDAY_INDEX[day], _parse_hhmm(start), _parse_hhmm(end))
+        for days, start, end in items
+        for day in days
     )
 
 
