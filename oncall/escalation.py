@@ -298,6 +298,7 @@ def _create_pages(escalation: Escalation, step: dict, now: datetime) -> tuple[li
     created: list[Notification] = []
     base = {"incident": incident, "escalation": escalation, "kind": Notification.Kind.PAGE,
             "generation": escalation.generation, "step_index": escalation.step_index, "loop": escalation.loop}
+    lease = now + timedelta(seconds=settings.ONCALL_CLAIM_LEASE_SECONDS)
     for uid in user_ids:
         user = users.get(uid)
         if user is None:
@@ -309,14 +310,15 @@ def _create_pages(escalation: Escalation, step: dict, now: datetime) -> tuple[li
             note, _ = Notification.objects.get_or_create(
                 key=_page_key(escalation, f"u{uid}:c{cm.pk}"),
                 defaults={**base, "user": user, "contact_method": cm, "channel": cm.kind,
-                          "address": cm.address, "due_at": now + timedelta(minutes=delay)},
+                          "address": cm.address, "due_at": now + timedelta(minutes=delay),
+                          "claimed_until": None if delay else lease},
             )
             created.append(note)
     for hook in OutgoingWebhook.objects.filter(pk__in=step.get("webhook_ids", []), enabled=True):
         note, _ = Notification.objects.get_or_create(
             key=_page_key(escalation, f"w{hook.pk}"),
             defaults={**base, "webhook": hook, "channel": Notification.Channel.WEBHOOK,
-                      "address": hook.url, "due_at": now},
+                      "address": hook.url, "due_at": now, "claimed_until": lease},
         )
         created.append(note)
     return created, warnings
@@ -335,7 +337,10 @@ def _describe(notes: list[Notification]) -> str:
 def escalation_step_run(*, escalation_id: int, fence: int | None = None,
                         at: datetime | None = None) -> list[int]:
     """Run the due step of one escalation, if it is still due and ``fence`` (when
-    given) still current. Returns the ids of notifications to send now."""
+    given) still current. Returns the ids of notifications to send now: the caller
+    (oncall.tasks) sends them right after, saving a queue round trip; they are leased
+    for a while so the clock does not hand them out meanwhile, and picks them up if the
+    caller dies first."""
     now = at or timezone.now()
     send_now: list[int] = []
     with transaction.atomic():
@@ -390,9 +395,6 @@ def escalation_step_run(*, escalation_id: int, fence: int | None = None,
         escalation.claimed_until = None
         escalation.fence += 1
         escalation.save()
-        if send_now:
-            ids = list(send_now)
-            transaction.on_commit(lambda: [enqueue("oncall.tasks.notification_send", i) for i in ids])
         if escalation.state == State.ACTIVE and escalation.next_at is not None and escalation.next_at <= now:
             _after_commit_run(escalation)
     return send_now

@@ -12,7 +12,10 @@ def enqueue(func: str, *args: object) -> None:
 
 
 def escalation_step(escalation_id: int, fence: int | None = None) -> int:
-    return len(escalation.escalation_step_run(escalation_id=escalation_id, fence=fence))
+    ids = escalation.escalation_step_run(escalation_id=escalation_id, fence=fence)
+    for notification_id in ids:  # committed: send at once rather than through the queue
+        notify.notification_send(notification_id=notification_id)
+    return len(ids)
 
 
 def notification_send(notification_id: int) -> str:

@@ -68,11 +68,14 @@ def payload_for(notification: Any) -> dict[str, Any]:
     return data
 
 
-def post(url: str, secret: str, payload: dict[str, Any]) -> int:
+def post(url: str, secret: str, payload: dict[str, Any], *, delivery: str = "") -> int:
     check_address(url)
     body = json.dumps(payload, cls=DjangoJSONEncoder).encode()
     headers = {"Content-Type": "application/json", "User-Agent": "ircore-webhook/1",
                SIGNATURE_HEADER: sign(secret, body)}
+    if delivery:
+        # The same on every retry: a receiver drops a copy it has already seen.
+        headers["X-Ircore-Delivery"] = delivery
     request = urllib.request.Request(url, data=body, method="POST", headers=headers)
     timeout = getattr(settings, "ONCALL_WEBHOOK_TIMEOUT", 10)
     try:
@@ -94,4 +97,4 @@ def deliver(notification: Any) -> str:
         secret = notification.contact_method.secret
     else:
         raise TransportError("webhook notification without a webhook or contact method", retry=False)
-    return str(post(notification.address, secret, payload_for(notification)))
+    return str(post(notification.address, secret, payload_for(notification), delivery=str(notification.pk)))

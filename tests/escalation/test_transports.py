@@ -122,6 +122,7 @@ def test_webhook_step_signed_and_received(clock, team_a, trigger, webhook_server
     assert hmac.compare_digest(request["headers"]["X-Ircore-Signature"], expected)
     assert request["json"]["incident"]["ref"] == incident.ref
     assert request["json"]["event"] == "page" and request["json"]["step"] == 1
+    assert request["headers"]["X-Ircore-Delivery"] == str(Notification.objects.get(incident=incident).pk)
     assert Notification.objects.get(incident=incident).status == "sent"
 
 
