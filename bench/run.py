@@ -57,7 +57,7 @@ class Databases:
         if not self.given:
             log("starting a throwaway PostgreSQL cluster")
             self.cluster = Cluster()
-        self.server_version = ""
+        self.server_version = self.durability = ""
 
     def create(self, purpose: str) -> str:
         name = f"ircore_bench_{purpose}_{uuid.uuid4().hex[:6]}"
@@ -69,7 +69,11 @@ class Databases:
             url = urlunsplit(urlsplit(self.given)._replace(path="/" + name))
         self.created.append(url)
         with psycopg.connect(url) as conn:
-            self.server_version = conn.execute("SHOW server_version").fetchone()[0]
+            self.server_version = conn.execute("SHOW server_version").fetchone()[0].split(" ")[0]
+            self.durability = ", ".join(
+                f"{name} {conn.execute(f'SHOW {name}').fetchone()[0]}"
+                for name in ("fsync", "synchronous_commit")
+            )
         return url
 
     def close(self) -> None:
@@ -110,7 +114,7 @@ def report(args: argparse.Namespace, dbs: Databases, ingest_res: dict | None, cl
         f"# ircore benchmark ({'quick' if args.quick else 'full'})",
         "",
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPU, Python {platform.python_version()}, "
-        f"PostgreSQL {dbs.server_version} (fsync and synchronous_commit on), "
+        f"PostgreSQL {dbs.server_version} ({dbs.durability}), "
         f"`{' '.join(['python', 'bench/run.py', *sys.argv[1:]])}`, total {elapsed:.0f} s. "
         f"Load average at start {args.load_start:.1f}, at end {os.getloadavg()[0]:.1f}: on a shared "
         "machine other processes take CPU from the server and the database alike, so compare "
