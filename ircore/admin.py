@@ -8,6 +8,7 @@ from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.core.exceptions import PermissionDenied
+from django.db import models
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 
@@ -24,6 +25,8 @@ class TeamScopedAdmin(admin.ModelAdmin):
 
     team_field = "team"
     responders_can_change = False
+    # Django 6's default, chosen now: a URL typed without a scheme means https.
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     def _team_id(self, obj: Any) -> int | None:
         if obj is None:

@@ -499,6 +499,11 @@ class MineFilter(admin.SimpleListFilter):
 
 
 class ActionItemForm(forms.ModelForm):
+    ticket_url = forms.URLField(
+        required=False, max_length=500, assume_scheme="https", label="Ticket URL",
+        help_text="Tracking ticket (Jira, GitHub, ...).",
+    )
+
     class Meta:
         model = ActionItem
         fields = [
