@@ -110,8 +110,10 @@ def ok(flag: bool) -> str:
 
 def report(args: argparse.Namespace, dbs: Databases, ingest_res: dict | None, cl: dict | None,
            elapsed: float) -> str:
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                            text=True).stdout.strip() or "unknown"
     lines = [
-        f"# ircore benchmark ({'quick' if args.quick else 'full'})",
+        f"# ircore benchmark ({'quick' if args.quick else 'full'}, commit {commit})",
         "",
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPU, Python {platform.python_version()}, "
         f"PostgreSQL {dbs.server_version} ({dbs.durability}), "
