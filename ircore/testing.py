@@ -7,6 +7,9 @@
    skipped is reported as a failure instead. CI sets it once it has installed the
    system packages and started PostgreSQL, so a missing binary or a wrong
    ``DATABASE_URL`` cannot turn the tests that matter most into a quiet "skipped".
+   A test that also carries an environment marker this run does not provide (say
+   ``postgres`` and ``external`` in the SQLite run, which requires only ``external``)
+   may still skip: it is required in the run that provides all its environments.
 
 3. Password hashing uses a fast hasher in tests: every persona is a user, and the
    production hasher (PBKDF2, ~1M iterations) would cost most of the suite's time.
@@ -26,6 +29,8 @@ import pytest
 os.environ.setdefault("IRCORE_LOCAL_RUN", "1")
 
 ENV_VAR = "IRCORE_REQUIRE_MARKERS"
+# Markers that say which environment a test needs (pyproject's marker list).
+ENVIRONMENT_MARKERS = frozenset({"postgres", "external"})
 _PROPERTY = "ircore_required_skip"
 
 
@@ -59,8 +64,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Gener
     required = required_markers()
     if not required:
         return
-    hit = sorted(required & {marker.name for marker in item.iter_markers()})
-    if not hit:
+    markers = {marker.name for marker in item.iter_markers()}
+    hit = sorted(required & markers)
+    if not hit or (markers & ENVIRONMENT_MARKERS) - required:
         return
     reason = _skip_reason(report)
     report.outcome = "failed"
