@@ -17,10 +17,13 @@ payload. Per-integration options (``Integration.options``):
   (every mail opens its own incident) or ``when_none_open`` (a mail opens an
   incident only when none from this integration is open; otherwise it joins it).
 - ``severity``: SEV1-SEV4 for these alerts (default SEV3); triage rules apply after.
+- ``allowed_senders``: shell patterns on the From address (``["*@monitoring.example.com"]``);
+  when set, mail from anyone else is refused and written to the security log.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from typing import Any
 
@@ -86,6 +89,9 @@ def options_validate(options: dict[str, Any]) -> list[str]:
         errors.append("options.creation must be 'per_subject', 'per_email' or 'when_none_open'")
     if "severity" in options and severity_from_text(str(options["severity"])) is None:
         errors.append("options.severity must be one of SEV1-SEV4")
+    senders = options.get("allowed_senders", [])
+    if not isinstance(senders, list) or not all(isinstance(p, str) and p for p in senders):
+        errors.append("options.allowed_senders must be a list of address patterns")
     return errors
 
 
@@ -175,6 +181,11 @@ def handle_email(*, parsed: ParsedEmail, recipient: str, local: str, message: In
     if integration is None or not integration.enabled:
         raise InboundRefused(SecurityLogEntry.Reason.UNKNOWN_RECIPIENT,
                              f"no enabled email integration for {recipient}")
+    allowed = (integration.options or {}).get("allowed_senders") or []
+    allowed = [allowed] if isinstance(allowed, str) else allowed
+    if allowed and not any(fnmatch.fnmatchcase(parsed.from_address, str(p).lower()) for p in allowed):
+        raise InboundRefused(SecurityLogEntry.Reason.NOT_ALLOWED,
+                             f"{parsed.from_address} is not in the allowed senders of {integration}")
     automatic = auto_reply_reason(parsed, strict=False)
     if automatic:
         raise InboundRefused(SecurityLogEntry.Reason.AUTO_REPLY, automatic)

@@ -143,6 +143,8 @@ def _verify(local: str, parsed: ParsedEmail) -> Notification:
         raise InboundRefused(
             Reason.BAD_TOKEN, f"the token names no page email (notification {token.notification_id})"
         )
+    if not notification.user.is_active:
+        raise InboundRefused(Reason.NOT_ALLOWED, f"{notification.user.get_username()} is deactivated")
     if parsed.from_address != notification.address.strip().lower():
         raise InboundRefused(
             Reason.SENDER_MISMATCH,

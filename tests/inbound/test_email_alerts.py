@@ -234,3 +234,21 @@ def test_the_same_message_delivered_twice_makes_one_alert(deliver, email_integra
     assert first.pk == second.pk
     assert InboundMessage.objects.count() == 1
     assert Alert.objects.count() == 1
+
+
+def test_allowed_senders_option(deliver, email_integration):
+    from incidents.email_alerts import options_validate
+    from incidents.models import Alert
+    from ircore.models import SecurityLogEntry
+
+    email_integration.options = {"allowed_senders": ["*@monitoring.example.com"]}
+    email_integration.save()
+    to = address(email_integration)
+    nagios = make_email(to=to, sender="Nagios <NAGIOS@monitoring.example.com>")
+    assert deliver(nagios, to).status == "processed"
+    assert deliver(make_email(to=to, sender="mallory@example.org"), to).status == "refused"
+    assert Alert.objects.count() == 1
+    entry = SecurityLogEntry.objects.get()
+    assert (entry.reason, entry.sender) == ("not_allowed", "mallory@example.org")
+    assert options_validate({"allowed_senders": "x"}) == [
+        "options.allowed_senders must be a list of address patterns"]

@@ -258,6 +258,13 @@ def test_automatic_replies_are_refused(deliver, page, headers, subject):
     assert_refused(row, page, "auto_reply", before)
 
 
+def test_reply_of_a_deactivated_person_is_refused(deliver, page, responder):
+    responder.is_active = False
+    responder.save()
+    before = len(mail.outbox)
+    assert_refused(deliver(page.text_reply("ack"), page.reply_to), page, "not_allowed", before)
+
+
 def test_mail_from_ircore_itself_is_refused(deliver, page):
     before = len(mail.outbox)
     row = deliver(page.text_reply("ack", sender="ircore@example.net"), page.reply_to)
@@ -321,3 +328,62 @@ def test_reply_text_and_command_parsing_units():
     assert command_parse("unack").action == "unack"
     assert command_parse("#res").action == "resolve"
     assert command_parse("").action == "note"
+
+
+def post_json(client, capture, url: str, payload: dict):
+    import base64
+    import json
+
+    with capture(execute=True):
+        return client.post(url, data=json.dumps(payload), content_type="application/json",
+                           HTTP_AUTHORIZATION="Basic " + base64.b64encode(b"hook:pw").decode())
+
+
+def test_brevo_inbound_uses_its_extracted_reply(client, settings, page, django_capture_on_commit_callbacks):
+    settings.ANYMAIL = {"WEBHOOK_SECRET": "hook:pw", "BREVO_API_KEY": "xkeysib-test"}
+    settings.INBOUND_EMAIL_ESP = "brevo"
+    item = {
+        "Uuid": ["b5a4f0a6-5d3e-4f6b-9c8a-1a2b3c4d5e6f"],
+        "MessageId": "<CAB1x@mail.example.com>",
+        "InReplyTo": page.email.extra_headers["Message-ID"],
+        "From": {"Name": "Rita", "Address": "rita@example.com"},
+        "To": [{"Name": None, "Address": page.reply_to}],
+        "Subject": f"Re: {page.email.subject}",
+        "Headers": {"Message-ID": "<CAB1x@mail.example.com>", "From": "Rita <rita@example.com>",
+                    "To": page.reply_to, "Subject": f"Re: {page.email.subject}",
+                    "Date": "Mon, 2 Mar 2026 10:05:00 +0000", "Delivered-To": page.reply_to,
+                    "Return-Path": "<rita@example.com>"},
+        "SpamScore": 0.1,
+        "ExtractedMarkdownMessage": "resolve",
+        "ExtractedMarkdownSignature": None,
+        "RawTextBody": "ack\n\nOn Mon wrote:\n> page",
+        "RawHtmlBody": "",
+        "Attachments": [],
+    }
+    response = post_json(client, django_capture_on_commit_callbacks, "/anymail/brevo/inbound/",
+                         {"items": [item]})
+    assert response.status_code == 200
+    page.incident.refresh_from_db()
+    assert page.incident.status == "resolved"  # the extracted reply, not the raw "ack"
+
+
+def test_mailjet_parse_api(client, settings, page, django_capture_on_commit_callbacks):
+    settings.ANYMAIL = {"WEBHOOK_SECRET": "hook:pw"}
+    settings.INBOUND_EMAIL_ESP = "mailjet"
+    payload = {
+        "Sender": "rita@example.com", "Recipient": page.reply_to, "Date": "20260302T100500",
+        "From": "Rita <rita@example.com>", "Subject": f"Re: {page.email.subject}",
+        "Headers": {"Return-Path": ["<rita@example.com>"], "Message-ID": "<mj-1@mail.example.com>",
+                    "Date": "Mon, 2 Mar 2026 10:05:00 +0000", "From": "Rita <rita@example.com>",
+                    "To": page.reply_to, "Subject": f"Re: {page.email.subject}", "MIME-Version": "1.0",
+                    "Content-Type": ["multipart/alternative; boundary=\"=_abc\""]},
+        "Parts": [{"ContentRef": "Text-part", "Headers": {"Content-Type": "text/plain; charset=UTF-8"}},
+                  {"ContentRef": "Html-part", "Headers": {"Content-Type": "text/html; charset=UTF-8"}}],
+        "SpamAssassinScore": "0.602",
+        "Text-part": "Ack\n\nOn Mon, 2 Mar 2026 ircore wrote:\n> page",
+        "Html-part": "<div>Ack</div><blockquote>page</blockquote>",
+    }
+    response = post_json(client, django_capture_on_commit_callbacks, "/anymail/mailjet/inbound/", payload)
+    assert response.status_code == 200
+    page.incident.refresh_from_db()
+    assert page.incident.status == "acknowledged"
