@@ -177,6 +177,9 @@ ANYMAIL = {
 INBOUND_EMAIL_ESP = env_str("INBOUND_EMAIL_ESP", "").strip().lower()
 INBOUND_SMTP_HOST = env_str("INBOUND_SMTP_HOST", "127.0.0.1")
 INBOUND_SMTP_PORT = env_int("INBOUND_SMTP_PORT", 2525)
+# PEM certificate chain and key: the listener then offers STARTTLS (senders encrypt).
+INBOUND_SMTP_TLS_CERT = env_str("INBOUND_SMTP_TLS_CERT", "")
+INBOUND_SMTP_TLS_KEY = env_str("INBOUND_SMTP_TLS_KEY", "")
 INBOUND_EMAIL_MAX_BYTES = env_int("INBOUND_EMAIL_MAX_BYTES", 10 * 1024 * 1024)
 
 REST_FRAMEWORK = {

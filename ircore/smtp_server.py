@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import ssl
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -114,6 +115,16 @@ class InboundController(Controller):
         return _SMTP(self.handler, **self.SMTP_kwargs)
 
 
+def tls_context() -> ssl.SSLContext | None:
+    """STARTTLS when a certificate is configured (sending servers encrypt
+    opportunistically; without it they deliver in plain text)."""
+    if not settings.INBOUND_SMTP_TLS_CERT:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(settings.INBOUND_SMTP_TLS_CERT, settings.INBOUND_SMTP_TLS_KEY or None)
+    return context
+
+
 def controller_build(*, host: str | None = None, port: int | None = None) -> InboundController:
     return InboundController(
         InboundHandler(),
@@ -122,5 +133,6 @@ def controller_build(*, host: str | None = None, port: int | None = None) -> Inb
         server_hostname=settings.INBOUND_EMAIL_DOMAIN,
         data_size_limit=inbound.max_bytes(),
         enable_SMTPUTF8=True,
+        tls_context=tls_context(),
         ready_timeout=10,
     )

@@ -118,3 +118,44 @@ def test_manage_py_smtpd_process(tmp_path):
     out = subprocess.run([sys.executable, "manage.py", "shell", "-c", queued], cwd=ROOT, env=env, check=True,
                          capture_output=True, text=True, timeout=120).stdout.strip().splitlines()[-1]
     assert out == "1"
+
+
+def test_starttls_when_a_certificate_is_configured(transactional_db, settings, tmp_path, integration_address):
+    import ssl
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    from incidents.models import Incident
+    from ircore.smtp_server import controller_build
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "in.example.net")])
+    now = datetime.now(UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(days=1))
+            .not_valid_after(now + timedelta(days=30)).sign(key, hashes.SHA256()))
+    (tmp_path / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "key.pem").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    settings.INBOUND_SMTP_TLS_CERT = str(tmp_path / "cert.pem")
+    settings.INBOUND_SMTP_TLS_KEY = str(tmp_path / "key.pem")
+    controller = controller_build(host="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        client_context = ssl.create_default_context()
+        client_context.check_hostname = False
+        client_context.verify_mode = ssl.CERT_NONE  # self-signed in the test
+        with smtplib.SMTP(controller.hostname, controller.port, timeout=10) as client:
+            client.ehlo()
+            assert client.has_extn("starttls")
+            assert client.starttls(context=client_context)[0] == 220
+            client.ehlo()
+            client.send_message(make_email(subject="Disk full on db1", to=integration_address),
+                                from_addr="n@example.com", to_addrs=[integration_address])
+    finally:
+        controller.stop()
+    assert Incident.objects.get().title == "Disk full on db1"
