@@ -136,7 +136,10 @@ def escalation_start(*, incident: Incident, restart: bool = False, reason: str =
     timeout) starts a new generation so the same steps page again."""
     now = at or timezone.now()
     with transaction.atomic():
-        incident = Incident.objects.select_for_update().select_related("service").get(pk=incident.pk)
+        # NO KEY UPDATE: a step inserting timeline rows (a key-share lock on the incident)
+        # while holding its escalation row must not wait for us, nor we for it.
+        incident = (Incident.objects.select_for_update(no_key=True).select_related("service")
+                    .get(pk=incident.pk))
         if incident.status != Incident.Status.TRIGGERED:
             return None
         if incident.in_maintenance or service_in_maintenance(service_id=incident.service_id, at=now):
@@ -344,7 +347,7 @@ def escalation_step_run(*, escalation_id: int, fence: int | None = None,
     now = at or timezone.now()
     send_now: list[int] = []
     with transaction.atomic():
-        escalation = (Escalation.objects.select_for_update().select_related("incident")
+        escalation = (Escalation.objects.select_for_update(of=("self",)).select_related("incident")
                       .filter(pk=escalation_id).first())
         if (escalation is None or escalation.state != State.ACTIVE or escalation.next_at is None
                 or escalation.next_at > now or (fence is not None and escalation.fence != fence)):
@@ -430,7 +433,7 @@ def ack_timeouts_run(now: datetime) -> int:
 
     count = 0
     with transaction.atomic():
-        rows = list(Escalation.objects.select_for_update(skip_locked=True)
+        rows = list(Escalation.objects.select_for_update(skip_locked=True, of=("self",))
                     .filter(ack_deadline__lte=now).select_related("incident__service")[:100])
         for row in rows:
             Escalation.objects.filter(pk=row.pk).update(ack_deadline=None)

@@ -41,7 +41,7 @@ def heartbeats_expire(now: datetime) -> int:
     count = 0
     with transaction.atomic():
         states = list(
-            HeartbeatState.objects.select_for_update(skip_locked=True)
+            HeartbeatState.objects.select_for_update(skip_locked=True, of=("self",))
             .filter(expired=False, due_at__lte=now, integration__enabled=True)
             .select_related("integration__service")[:100]
         )
