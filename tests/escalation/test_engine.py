@@ -309,3 +309,17 @@ def test_maintenance_window_starting_pauses_and_ending_resumes(clock, chain, tri
     clock.advance(minutes=19)
     assert recipients() == ["rita@example.com", "rita@example.com"]  # ended: from step 1 again
     assert "A maintenance window started: paging paused until it ends." in timeline(incident, "maintenance")
+
+
+def test_updates_go_to_the_people_paged_unless_they_opted_out(clock, chain, trigger, responder, secondary):
+    incident = trigger()
+    clock.advance(minutes=5)  # sam paged too
+    ContactMethod.objects.filter(user=secondary).update(send_updates=False)
+    mail.outbox.clear()
+    clock.run(incident_resolve, incident=incident, user=responder, via="web")
+    assert recipients() == ["rita@example.com"]
+    assert "was resolved by Rita" in mail.outbox[0].body
+    assert mail.outbox[0].subject.startswith(f"Re: [{incident.ref}]")
+    # Resolving twice (a second resolve is refused) sends nothing more.
+    clock.run(incident_resolve, incident=incident, user=responder, via="web")
+    assert len(mail.outbox) == 1
