@@ -201,6 +201,11 @@ class ComponentServiceLink(models.Model):
     def __str__(self) -> str:
         return f"{self.service} -> {self.component}"
 
+    def clean(self) -> None:
+        # Another team's incidents must not drive this team's public page.
+        if self.service_id and self.component_id and self.service.team_id != self.component.page.team_id:
+            raise ValidationError({"service": "The service belongs to another team than the status page."})
+
     def status_for(self, severity: str) -> str:
         return {
             Severity.SEV1: self.sev1_status,

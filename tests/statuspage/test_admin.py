@@ -220,3 +220,29 @@ def test_dashboard_panel_shows_status_and_drafts(client, responder, outsider, pa
     assert "Draft waiting to be published" in html and "Draft for comms" in html
     client.force_login(outsider)
     assert 'id="status-pages"' not in client.get("/admin/").content.decode()
+
+
+def test_service_link_to_another_teams_service_is_refused(client, admin_user, page, api_component, service_b):
+    client.force_login(admin_user)
+    response = client.post(
+        f"/admin/statuspage/component/{api_component.pk}/change/",
+        {
+            "page": page.pk,
+            "group": api_component.group_id,
+            "name": "Payments API",
+            "description": "",
+            "position": 1,
+            "status": "operational",
+            "show_uptime": "on",
+            **mgmt("service_links", total=1),
+            "service_links-0-service": service_b.pk,
+            "service_links-0-mode": "automatic",
+            "service_links-0-sev1_status": "major_outage",
+            "service_links-0-sev2_status": "partial_outage",
+            "service_links-0-sev3_status": "degraded_performance",
+            "service_links-0-sev4_status": "",
+        },
+    )
+    assert response.status_code == 200
+    assert "belongs to another team" in response.content.decode()
+    assert not api_component.service_links.exists()
