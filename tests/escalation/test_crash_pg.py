@@ -169,3 +169,50 @@ def test_two_workers_two_clocks_redis_broker_no_duplicates(
 ):
     _run_scenario(tmp_path, service_a, make_integration, [responder, secondary, manager],
                   {"REDIS_URL": redis_url})
+
+
+def test_concurrent_runs_of_one_step_page_once(transactional_db, settings, service_a, make_integration,
+                                               responder, secondary):
+    """Four workers handed the same due step at the same instant (two clocks, a retried
+    task): the row lock and the fence let one run it; every page is sent once."""
+    import threading
+
+    from django.core import mail
+    from django.db import connections
+
+    from oncall.escalation import escalation_step_run
+    from oncall.notify import notification_send
+
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL: run with DATABASE_URL=postgres://...")
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    mail.outbox = []
+    chain = EscalationChain.objects.create(team=service_a.team, name="Race", is_default=True)
+    EscalationStep.objects.create(chain=chain, position=0).users.set([responder, secondary])
+    EscalationStep.objects.create(chain=chain, position=1).users.set([responder])
+    incident = alert_ingest(integration=make_integration(service_a),
+                            event=AlertEvent(summary="race", severity="SEV1")).incident
+    esc = Escalation.objects.get(incident=incident)  # step 1 queued, no worker running
+    barrier = threading.Barrier(4)
+    results: list[list[int]] = []
+
+    def worker() -> None:
+        try:
+            barrier.wait()
+            ids = escalation_step_run(escalation_id=esc.pk, fence=esc.fence)
+            for notification_id in ids:
+                notification_send(notification_id=notification_id)
+            results.append(ids)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(len(ids) for ids in results) == [0, 0, 0, 2]
+    assert sorted(m.to[0] for m in mail.outbox) == ["rita@example.com", "sam@example.com"]
+    assert Notification.objects.filter(incident=incident, status="sent").count() == 2
+    esc.refresh_from_db()
+    assert esc.step_index == 1 and esc.state == "active"
