@@ -9,9 +9,12 @@ class IrcoreConfig(AppConfig):
 
     def ready(self) -> None:
         # Inbound email from the ESP webhooks joins the same store-and-enqueue path as SMTP.
-        from ircore import inbound_anymail
+        from ircore import inbound, inbound_anymail
+        from ircore.clock import clock_job_register
 
         inbound_anymail.connect()
+        clock_job_register("inbound_requeue", inbound.inbound_requeue, every=30)
+        clock_job_register("inbound_purge", inbound.inbound_purge, every=3600)
 
 
 class IrcoreAdminConfig(AdminConfig):

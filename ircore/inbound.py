@@ -19,7 +19,7 @@ import logging
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.header import decode_header, make_header
 from email.message import Message
 from email.utils import getaddresses, parseaddr, parsedate_to_datetime
@@ -208,7 +208,7 @@ def inbound_store(
                 message_key=key, message_id=message_id[:998], received_via=via, esp=esp,
                 mail_from=mail_from[:998], recipients=recipients, remote_addr=remote_addr[:100],
                 subject=_subject_of(raw), size=len(raw), raw=raw, extra=extra or {},
-                received_at=timezone.now(),
+                received_at=timezone.now(), enqueued_at=timezone.now(),
             )
             transaction.on_commit(lambda: _enqueue(message.pk))
     except IntegrityError:
@@ -453,7 +453,9 @@ def from_ircore(parsed: ParsedEmail) -> bool:
     own addresses): answering it could loop forever."""
     if parsed.from_address in own_addresses():
         return True
-    if parsed.from_address.endswith("@" + settings.INBOUND_EMAIL_DOMAIN.lower()):
+    # One of the addresses we receive for (not any address of the domain: people's
+    # own mailboxes may share it).
+    if recipient_lookup(parsed.from_address) is not None:
         return True
     message_id = parsed.message_id.lower()
     return message_id.endswith("@" + settings.INBOUND_EMAIL_DOMAIN.lower() + ">") and (
@@ -534,3 +536,37 @@ def inbound_process(message_pk: int) -> str:
         )
     return status
 
+
+
+REQUEUE_AFTER = timedelta(minutes=2)
+
+
+def inbound_requeue(now: datetime) -> int:
+    """Clock job: a message still unprocessed 2 minutes after its hand-over lost its
+    task (a broker restart, a worker killed beyond its retries): hand it over again.
+    Processing twice is harmless (only a ``received`` message is taken)."""
+    stale = list(
+        InboundMessage.objects.filter(status=InboundMessage.Status.RECEIVED,
+                                      enqueued_at__lt=now - REQUEUE_AFTER)
+        .order_by("enqueued_at").values_list("pk", "enqueued_at")[:100]
+    )
+    count = 0
+    for pk, enqueued_at in stale:
+        # Compare-and-set: with several clocks, one of them re-queues it.
+        if InboundMessage.objects.filter(pk=pk, enqueued_at=enqueued_at).update(enqueued_at=now):
+            _enqueue(pk)
+            count += 1
+    return count
+
+
+def inbound_purge(now: datetime) -> int:
+    """Clock job: processed messages older than INBOUND_EMAIL_RETENTION_DAYS go (their
+    security log entries stay, without the message)."""
+    days = int(settings.INBOUND_EMAIL_RETENTION_DAYS)
+    if days <= 0:
+        return 0
+    old = InboundMessage.objects.filter(received_at__lt=now - timedelta(days=days)).exclude(
+        status=InboundMessage.Status.RECEIVED
+    )
+    deleted, _ = old.delete()
+    return deleted

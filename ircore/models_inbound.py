@@ -40,10 +40,14 @@ class InboundMessage(models.Model):
     result = models.TextField(blank=True)
     error = models.TextField(blank=True)
     received_at = models.DateTimeField(db_index=True)
+    enqueued_at = models.DateTimeField(
+        null=True, blank=True, help_text="Last hand-over to the task queue (the clock re-queues lost ones)."
+    )
     processed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-received_at", "-id"]
+        indexes = [models.Index(fields=["status", "enqueued_at"], name="inbound_status_enqueued")]
 
     def __str__(self) -> str:
         return f"{self.subject[:60] or '(no subject)'} from {self.mail_from or '?'}"

@@ -120,6 +120,13 @@ def test_mail_from_ircore_itself_is_refused(deliver, to, sender, message_id):
     assert Alert.objects.count() == 0
 
 
+def test_mail_from_someone_at_the_inbound_domain_is_not_a_loop(deliver, to):
+    from incidents.models import Alert
+
+    assert deliver(make_email(to=to, sender="rita@in.example.net"), to).status == "processed"
+    assert Alert.objects.count() == 1
+
+
 def test_recipients_from_headers_when_the_envelope_has_none(deliver, to):
     from incidents.models import Alert
 
@@ -198,3 +205,47 @@ def test_admin_pages_are_for_superusers_only(client, admin_user, manager, delive
     assert page.status_code == 200
     assert b"Malformed message" in page.content
     assert client.get("/admin/ircore/inboundmessage/").status_code == 200
+
+
+def test_a_message_whose_task_was_lost_is_requeued_by_the_clock(db, to, django_capture_on_commit_callbacks):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from incidents.models import Alert
+    from ircore.clock import clock_tick
+    from ircore.inbound import inbound_store
+    from ircore.models import InboundMessage
+
+    # The broker loses the task: stored, never processed.
+    with django_capture_on_commit_callbacks(execute=False):
+        message, _ = inbound_store(raw=make_email(to=to).as_bytes(), via="test", recipients=[to])
+    now = timezone.now()
+    assert clock_tick(now=now + timedelta(seconds=30), force=True)["inbound_requeue"] == 0  # not yet
+    assert clock_tick(now=now + timedelta(minutes=3), force=True)["inbound_requeue"] == 1
+    message.refresh_from_db()
+    assert message.status == "processed"
+    assert Alert.objects.count() == 1
+    assert clock_tick(now=now + timedelta(minutes=6), force=True)["inbound_requeue"] == 0
+    assert InboundMessage.objects.count() == 1
+
+
+def test_old_messages_are_purged_but_their_security_log_stays(deliver, to, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from ircore.inbound import inbound_purge
+    from ircore.models import InboundMessage, SecurityLogEntry
+
+    deliver(b"garbage", to)
+    deliver(make_email(to=to), to)
+    now = timezone.now()
+    assert inbound_purge(now + timedelta(days=29)) == 0
+    settings.INBOUND_EMAIL_RETENTION_DAYS = 0
+    assert inbound_purge(now + timedelta(days=31)) == 0
+    settings.INBOUND_EMAIL_RETENTION_DAYS = 30
+    assert inbound_purge(now + timedelta(days=31)) == 2
+    assert not InboundMessage.objects.exists()
+    entry = SecurityLogEntry.objects.get()
+    assert entry.message is None and entry.reason == "malformed"
