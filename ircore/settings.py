@@ -76,6 +76,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "statuspage.middleware.StatusHostMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -245,6 +246,8 @@ INGEST_RATE_LIMIT_PER_MINUTE = env_int("INGEST_RATE_LIMIT_PER_MINUTE", 6000)
 STATUSPAGE_EXPORT_DIR = env_str("STATUSPAGE_EXPORT_DIR", "")
 # Status page webhook subscribers on private/loopback addresses are refused unless set.
 STATUSPAGE_WEBHOOK_ALLOW_PRIVATE = env_bool("STATUSPAGE_WEBHOOK_ALLOW_PRIVATE", False)
+# Status pages served at the root of their own host name: "status.example.com=<slug>,...".
+STATUSPAGE_HOSTS = env_list("STATUSPAGE_HOSTS", [])
 
 # Outgoing webhooks (escalation steps, webhook contact methods): seconds to wait, and
 # whether private/loopback addresses are allowed (off: a URL cannot reach the internal network).
