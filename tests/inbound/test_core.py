@@ -205,6 +205,12 @@ def test_admin_pages_are_for_superusers_only(client, admin_user, manager, delive
     assert page.status_code == 200
     assert b"Malformed message" in page.content
     assert client.get("/admin/ircore/inboundmessage/").status_code == 200
+    entry = SecurityLogEntry.objects.get()
+    detail = client.get(f"/admin/ircore/inboundmessage/{entry.message_id}/change/")
+    assert detail.status_code == 200
+    assert b"garbage" in detail.content
+    client.force_login(manager)
+    assert client.get(f"/admin/ircore/inboundmessage/{entry.message_id}/change/").status_code == 403
 
 
 def test_a_message_whose_task_was_lost_is_requeued_by_the_clock(db, to, django_capture_on_commit_callbacks):
