@@ -118,9 +118,11 @@ def uptime_bars_svg(days: list[DayUptime], name: str) -> SafeString:
         _rect(i, day) if day.seconds_by_status else _clean_rect(i, day.day, day.tracked_seconds)
         for i, day in enumerate(days)
     )
+    # The wrapper lets phones show the last 30 days at a readable width (see base.html).
     return mark_safe(  # noqa: S308 - the only outside text, the name, is escaped
-        f'<svg class="bars" viewBox="0 0 {width} {BAR_HEIGHT}" preserveAspectRatio="none" role="img" '
-        f'aria-label="{escape(name)}: uptime per day for the last {len(days)} days">' + rects + "</svg>"
+        f'<div class="barwrap"><svg class="bars" viewBox="0 0 {width} {BAR_HEIGHT}" '
+        f'preserveAspectRatio="none" role="img" '
+        f'aria-label="{escape(name)}: uptime per day for the last {len(days)} days">' + rects + "</svg></div>"
     )
 
 

@@ -168,6 +168,11 @@ def test_visitor_sees_each_state(live_server, browser, demo_page):
     background = dark.evaluate("getComputedStyle(document.body).backgroundColor")
     assert background == "rgb(17, 20, 24)"
     assert dark.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    # Phones show the last 30 days at a readable width.
+    website = dark.locator(".comp", has_text="Website").first
+    assert website.locator(".d30").is_visible() and not website.locator(".d90").is_visible()
+    bar_width = website.locator("rect").last.bounding_box()["width"]
+    assert bar_width > 5, bar_width
     shot(dark, "phone-dark")
 
 
