@@ -210,33 +210,17 @@ PAGES = [
 URL = "/admin/incidents/incident/"
 
 
-def database_cpu_seconds() -> Any:
-    """A function returning the CPU time used so far by every process of the PostgreSQL
-    server (backends, also a second connection's), from /proc/<pid>/schedstat
-    (nanoseconds); 0 when the server runs on another machine."""
-    from pathlib import Path
-
+def database_cpu() -> Any:
+    """A function returning a snapshot of the CPU used by every process of the PostgreSQL
+    server (backends, also a second connection's); empty when it runs elsewhere."""
     from django.db import connection
+
+    from bench.pg import server_cpu_snapshot, server_pid
 
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
-        backend = cursor.fetchone()[0]
-    try:
-        postmaster = int(Path(f"/proc/{backend}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    except OSError:
-        return lambda: 0.0
-
-    def total() -> float:
-        ns = 0
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == postmaster:
-                    ns += int((stat.parent / "schedstat").read_text().split()[0])
-            except (OSError, ValueError, IndexError):
-                continue
-        return ns / 1e9
-
-    return total
+        postmaster = server_pid(cursor.fetchone()[0])
+    return lambda: server_cpu_snapshot(postmaster)
 
 
 def measure(runs: int) -> dict[str, Any]:
@@ -245,12 +229,13 @@ def measure(runs: int) -> dict[str, Any]:
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
 
+    from bench.pg import server_cpu_seconds
     from ircore.models import Counter
 
     logging.getLogger("django.request").setLevel(logging.ERROR)  # 404s until the admin exists
     # An incident of the member's team (services are dealt out in turn, team 1 first).
     number = Counter.objects.get(name="incident").value // 2 + 3
-    db_cpu = database_cpu_seconds()
+    db_cpu = database_cpu()
     results = []
     for who in (SUPERUSER, MEMBER):
         client = Client()
@@ -260,10 +245,11 @@ def measure(runs: int) -> dict[str, Any]:
             response = client.get(URL + query)  # warm: templates, caches, buffers
             timings, cpu = [], []
             for _ in range(runs):
-                start, cpu0, db0 = time.perf_counter(), time.process_time(), db_cpu()
+                db0 = db_cpu()  # before the clocks start: reading /proc costs CPU too
+                start, cpu0 = time.perf_counter(), time.process_time()
                 response = client.get(URL + query)
                 timings.append((time.perf_counter() - start) * 1000)
-                cpu.append((time.process_time() - cpu0 + db_cpu() - db0) * 1000)
+                cpu.append((time.process_time() - cpu0 + server_cpu_seconds(db0, db_cpu())) * 1000)
             with CaptureQueriesContext(connection) as queries:
                 client.get(URL + query)
             # One action checkbox per listed incident.

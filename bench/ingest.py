@@ -24,7 +24,7 @@ from typing import Any
 
 import psycopg
 
-from bench.pg import free_port
+from bench.pg import free_port, server_cpu_seconds, server_cpu_snapshot, server_pid
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -169,23 +169,10 @@ class Ledger:
     def mark(self) -> None:
         self.alert_id, self.incident_id, self.timeline_id = self._max_ids()
 
-    def database_cpu_seconds(self) -> float:
-        """CPU used so far by every process of the PostgreSQL server (from
-        /proc/<pid>/schedstat); 0 when it runs on another machine."""
+    def database_cpu_snapshot(self) -> dict[int, int]:
         if not hasattr(self, "_postmaster"):
-            backend = self.conn.execute("SELECT pg_backend_pid()").fetchone()[0]
-            try:
-                self._postmaster = int(Path(f"/proc/{backend}/stat").read_text().rsplit(")", 1)[1].split()[1])
-            except OSError:
-                self._postmaster = 0
-        ns = 0
-        for stat in Path("/proc").glob("[0-9]*/stat") if self._postmaster else ():
-            try:
-                if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == self._postmaster:
-                    ns += int((stat.parent / "schedstat").read_text().split()[0])
-            except (OSError, ValueError, IndexError):
-                continue
-        return ns / 1e9
+            self._postmaster = server_pid(self.conn.execute("SELECT pg_backend_pid()").fetchone()[0])
+        return server_cpu_snapshot(self._postmaster)
 
     def since_mark(self) -> dict[str, int]:
         a, i, t = self.alert_id, self.incident_id, self.timeline_id
@@ -270,7 +257,7 @@ def run(url: str, *, targets: list[str], concurrencies: list[int], duration: flo
         def measured(target: str, concurrency: int, *, new_incidents: bool = False) -> None:
             ledger.mark()
             busy0, total0 = cpu_times()
-            server_cpu0, db_cpu0 = server.worker_cpu_seconds(), ledger.database_cpu_seconds()
+            server_cpu0, db_cpu0 = server.worker_cpu_seconds(), ledger.database_cpu_snapshot()
             result = loadgen(server.port, target, tokens[target], concurrency, duration=duration,
                              namespace="" if new_incidents else namespaces[target],
                              keys=10**9 if new_incidents else KEYS_PER_RUN)
@@ -278,9 +265,8 @@ def run(url: str, *, targets: list[str], concurrencies: list[int], duration: flo
             result["server_cpu_ms_per_req"] = (
                 (server.worker_cpu_seconds() - server_cpu0) * 1000 / max(1, result["requests"])
             )
-            result["db_cpu_ms_per_req"] = (
-                (ledger.database_cpu_seconds() - db_cpu0) * 1000 / max(1, result["requests"])
-            )
+            db_cpu = server_cpu_seconds(db_cpu0, ledger.database_cpu_snapshot())
+            result["db_cpu_ms_per_req"] = db_cpu * 1000 / max(1, result["requests"])
             result["machine_busy_pct"] = 100 * (busy1 - busy0) / max(1, total1 - total0)
             result["new_incidents"] = new_incidents
             counts = ledger.since_mark()

@@ -75,3 +75,31 @@ class Cluster:
         except subprocess.CalledProcessError:
             time.sleep(1)
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def server_pid(backend_pid: int) -> int:
+    """The postmaster of a backend on this machine; 0 if the server runs elsewhere."""
+    try:
+        return int(Path(f"/proc/{backend_pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def server_cpu_snapshot(postmaster: int) -> dict[int, int]:
+    """CPU nanoseconds used so far by each process of the server (/proc/<pid>/schedstat)."""
+    snapshot: dict[int, int] = {}
+    if not postmaster:
+        return snapshot
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == postmaster:
+                snapshot[int(stat.parent.name)] = int((stat.parent / "schedstat").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue
+    return snapshot
+
+
+def server_cpu_seconds(before: dict[int, int], after: dict[int, int]) -> float:
+    """CPU used between two snapshots, per process, so a process that exits in between
+    (a closed connection, an autovacuum worker) does not make the total go down."""
+    return sum(max(0, ns - before.get(pid, 0)) for pid, ns in after.items()) / 1e9
