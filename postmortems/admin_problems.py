@@ -17,6 +17,7 @@ from django.utils.html import format_html_join
 
 from incidents import problems as problem_services
 from incidents.admin import ScopedRelatedFilter
+from incidents.admin_panels import incident_panel_register
 from incidents.models import Incident, Problem
 from incidents.services import _next_number
 from ircore.admin import TeamScopedAdmin
@@ -167,3 +168,15 @@ def install_incident_actions(site: admin.AdminSite) -> None:
 
 
 install_incident_actions(admin.site)
+
+
+@incident_panel_register
+def known_error_panel(request: HttpRequest, incident: Incident) -> dict[str, Any] | None:
+    """"This looks like known error PRB-n" with its workaround, on the incident page,
+    while the incident is open (afterwards the timeline entry keeps the record)."""
+    if not incident.is_open:
+        return None
+    matches = problem_services.known_error_match(incident=incident)
+    if not matches:
+        return None
+    return {"template": "admin/incidents/known_error_panel.html", "problems": matches}

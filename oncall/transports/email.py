@@ -8,6 +8,7 @@ from typing import Any
 
 from django.conf import settings
 
+from incidents.problems import known_error_match
 from ircore.email import email_send
 from oncall.reply_tokens import reply_address
 from oncall.transports import TransportError
@@ -35,6 +36,9 @@ def context_for(notification: Any) -> dict[str, Any]:
         "url": incident_url(incident) if incident else settings.PUBLIC_URL,
         "user": notification.user,
         "can_reply": notification.kind == "page",
+        # The first thing a paged person should read when this has happened before.
+        "known_errors": known_error_match(incident=incident)
+        if incident is not None and notification.kind == "page" else [],
         "code": notification.contact_method.verification_code
         if notification.kind == "verify" and notification.contact_method else "",
     }

@@ -102,6 +102,26 @@ def test_html_body_escapes_the_alert_title(smtp_server, clock, chain, trigger):
     assert "<script>" not in html and "&lt;script&gt;" in html
 
 
+def test_first_page_names_a_matching_known_error_and_its_workaround(
+    smtp_server, clock, chain, trigger, team_a, service_a
+):
+    from incidents.models import Problem
+    from incidents.problems import problem_create
+
+    problem = problem_create(
+        team=team_a, title="Pool exhaustion", status=Problem.Status.KNOWN_ERROR, match_service=service_a,
+        match_keywords="pool exhausted", workaround="Restart <pgbouncer> on the db host.",
+    )
+    trigger(summary="Connection pool exhausted on db-1")
+    page = email.message_from_bytes(smtp_server.messages[0][2])
+    text, html = _part(page, "text/plain"), _part(page, "text/html")
+    assert f"This looks like known error {problem.ref}: Pool exhaustion" in text
+    assert "Restart <pgbouncer> on the db host." in text
+    assert f"known error {problem.ref}" in html and "Restart &lt;pgbouncer&gt;" in html
+    trigger(summary="Disk full", key="disk")
+    assert "known error" not in _part(email.message_from_bytes(smtp_server.messages[1][2]), "text/plain")
+
+
 def test_smtp_server_down_is_retried_then_recorded(clock, settings, chain, trigger):
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", _free_port(), 2

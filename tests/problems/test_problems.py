@@ -131,3 +131,21 @@ def test_known_errors_search(team_a, service_a):
     assert list(problems.known_errors_search(queryset=qs, text="CERTBOT"))[0].title == "Cert expiry"
     assert problems.known_errors_search(queryset=qs, text="").count() == 2
 
+
+
+def test_open_incident_page_shows_the_known_error_banner(
+    client, responder, integration, team_a, service_a, django_capture_on_commit_callbacks
+):
+    problem = known_error(team_a, service_a, match_keywords="pool exhausted",
+                          workaround="Restart <b>pgbouncer</b>")
+    hit = trigger(integration, django_capture_on_commit_callbacks, summary="Pool exhausted on db-1")
+    miss = trigger(integration, django_capture_on_commit_callbacks, summary="Disk full")
+    client.force_login(responder)
+    page = client.get(f"/admin/incidents/incident/{hit.pk}/change/").content.decode()
+    assert "This looks like known error" in page and problem.ref in page
+    assert "Restart &lt;b&gt;pgbouncer&lt;/b&gt;" in page
+    assert "This looks like known error" not in client.get(
+        f"/admin/incidents/incident/{miss.pk}/change/").content.decode()
+    services.incident_resolve(incident=hit, user=responder, via="web")
+    resolved_page = client.get(f"/admin/incidents/incident/{hit.pk}/change/").content.decode()
+    assert 'id="known-error"' not in resolved_page
