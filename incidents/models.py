@@ -94,6 +94,15 @@ class Integration(models.Model):
     def team_id(self) -> int:
         return self.service.team_id
 
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        from incidents.integration_options import integration_options_errors
+
+        errors = integration_options_errors(kind=self.kind, options=self.options)
+        if errors:
+            raise ValidationError({"options": errors})
+
     @property
     def url(self) -> str:
         base = settings.PUBLIC_URL

@@ -21,6 +21,7 @@ from incidents.api.base import (
     team_member_ids,
     visible_users,
 )
+from incidents.integration_options import integration_options_errors
 from incidents.models import (
     Alert,
     Incident,
@@ -94,6 +95,14 @@ class IntegrationSerializer(ScopedRelatedFieldsMixin, serializers.ModelSerialize
         if not isinstance(options, dict):
             raise serializers.ValidationError('Must be a JSON object, e.g. {"group_by": "group"}.')
         return options
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        kind = attrs.get("kind") or (self.instance.kind if self.instance else "")
+        options = attrs.get("options", self.instance.options if self.instance else {})
+        errors = integration_options_errors(kind=kind, options=options)
+        if errors:
+            raise serializers.ValidationError({"options": errors})
+        return super().validate(attrs)
 
 
 # --------------------------------------------------------------------------- triage rules

@@ -205,6 +205,20 @@ def test_create_integration(login, manager, service_a):
     assert len(integration.token) == 32
 
 
+@pytest.mark.parametrize("kind,options,message", [
+    ("alertmanager", '{"group_by": "groups"}', "options.group_by must be"),
+    ("email", '{"creation": "sometimes"}', "options.creation must be"),
+    ("heartbeat", '{"grace": -1}', "&#x27;grace&#x27; must be"),
+])
+def test_create_integration_with_bad_options_is_refused(login, manager, service_a, kind, options, message):
+    response = login(manager).post("/admin/incidents/integration/add/", {
+        "service": service_a.pk, "name": "x", "kind": kind, "enabled": "on",
+        "options": options, "rate_limit_per_minute": ""})
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert Integration.objects.count() == 0
+
+
 # ----------------------------------------------------------------------------- alerts
 
 

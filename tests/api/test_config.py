@@ -164,6 +164,10 @@ def test_integration_token_is_read_only_on_update(manager_api, integration_a):
     ({"rate_limit_per_minute": 0}, "rate_limit_per_minute", "greater than or equal to 1"),
     ({"service": 999999}, "service", "does not exist"),
     ({"name": ""}, "name", "blank"),
+    ({"kind": "alertmanager", "options": {"group_by": "grup"}}, "options", "options.group_by must be"),
+    ({"kind": "email", "options": {"dedup": "regex"}}, "options", "dedup_regex is required"),
+    ({"kind": "email", "options": {"resolve_pattern": "(unclosed"}}, "options", "resolve_pattern"),
+    ({"kind": "heartbeat", "options": {"interval": 2}}, "options", "'interval' must be"),
 ])
 def test_bad_integration_input_is_400(manager_api, service_a, body, field, message):
     body = {"service": service_a.pk, "name": "x", "kind": "generic", **body}
