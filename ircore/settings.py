@@ -167,6 +167,8 @@ ANYMAIL = {
         "WEBHOOK_SECRET": env_str("ANYMAIL_WEBHOOK_SECRET"),
         "MAILGUN_WEBHOOK_SIGNING_KEY": env_str("MAILGUN_WEBHOOK_SIGNING_KEY"),
         "RESEND_INBOUND_SECRET": env_str("RESEND_INBOUND_SECRET"),
+        # Resend's inbound webhook carries no message body: anymail fetches it with this key.
+        "RESEND_API_KEY": env_str("RESEND_API_KEY"),
         "BREVO_API_KEY": env_str("BREVO_API_KEY"),  # Brevo inbound fetches attachments with it
     }.items()
     if v
