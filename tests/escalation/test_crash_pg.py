@@ -110,7 +110,7 @@ def _run_scenario(tmp_path, service_a, make_integration, users, extra_env: dict[
     env = {
         **os.environ, "DATABASE_URL": _database_url(), "IRCORE_LOCAL_RUN": "1",
         "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend", "EMAIL_HOST": "127.0.0.1",
-        "EMAIL_PORT": str(smtp.port), "Q_WORKERS": "2", "Q_TIMEOUT": "5", "Q_RETRY": "8",
+        "EMAIL_PORT": str(smtp.port), "Q_WORKERS": "2", "Q_TIMEOUT": "30", "Q_RETRY": "45",
         "ONCALL_CLAIM_LEASE_SECONDS": "3", "ONCALL_SEND_LEASE_SECONDS": "15", "LOG_LEVEL": "WARNING",
         **extra_env,
     }
