@@ -64,8 +64,11 @@ test: $(TEST_STAMP)
 	@IRCORE_LOCAL_RUN=1 $(PY) manage.py collectstatic --noinput -v0
 	IRCORE_LOCAL_RUN=1 $(VENV)/bin/pytest $(if $(filter-out 0 1,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS)) $(PYTEST_ARGS)
 
+# Every benchmark, one after the other; each prints its table (bench/run.py also writes
+# bench/results/latest.md). Run one alone with e.g. `.venv/bin/python bench/metrics.py`.
+BENCHES := run schedules metrics statuspage_bench escalation inbound
 bench: $(TEST_STAMP)
-	$(PY) bench/run.py
+	@set -e; for b in $(BENCHES); do echo "==> bench/$$b.py"; $(PY) bench/$$b.py; done
 
 lint: $(TEST_STAMP)
 	$(VENV)/bin/ruff check .
