@@ -3,13 +3,10 @@ subscribers, and delivery of updates to both (called from django-q2 tasks)."""
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
-import socket
 import urllib.request
 from collections.abc import Iterable
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core import signing
@@ -20,6 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from ircore.email import email_send
+from ircore.outbound import OutboundURLRefused, outbound_url_check
 from statuspage.models import Component, ComponentStatusChange, PublicUpdate, StatusPage, Subscriber
 from statuspage.v2 import webhook_payload
 
@@ -173,24 +171,17 @@ def _unsubscribe_headers(subscriber: Subscriber, url: str) -> dict[str, str]:
     }
 
 
-class WebhookRefused(Exception):
+class WebhookRefused(OutboundURLRefused):
     """The URL points at a private/loopback address (and that is not allowed)."""
 
 
 def webhook_check_address(url: str) -> None:
-    """Refuse private, loopback and link-local targets unless STATUSPAGE_WEBHOOK_ALLOW_PRIVATE:
-    a webhook URL must not become a way to reach the internal network (cloud metadata,
-    routers, the admin of other services)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise WebhookRefused(f"not an http(s) URL: {url!r}")
-    if getattr(settings, "STATUSPAGE_WEBHOOK_ALLOW_PRIVATE", False):
-        return
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    for info in socket.getaddrinfo(parts.hostname, port):
-        address = ipaddress.ip_address(info[4][0])
-        if not address.is_global or address.is_multicast:
-            raise WebhookRefused(f"{parts.hostname} resolves to {address}, a private or loopback address")
+    """Refuse private, loopback and link-local targets unless STATUSPAGE_WEBHOOK_ALLOW_PRIVATE."""
+    try:
+        outbound_url_check(url, allow_private=getattr(settings, "STATUSPAGE_WEBHOOK_ALLOW_PRIVATE", False),
+                           allow_setting="STATUSPAGE_WEBHOOK_ALLOW_PRIVATE")
+    except OutboundURLRefused as exc:
+        raise WebhookRefused(str(exc)) from exc
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import json
 import socket
 import urllib.error
@@ -18,6 +17,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 
+from ircore.outbound import OutboundURLRefused, outbound_url_check
 from oncall.transports import TransportError
 from oncall.transports.email import incident_url
 
@@ -29,22 +29,13 @@ def sign(secret: str, body: bytes) -> str:
 
 
 def check_address(url: str) -> None:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise TransportError(f"not an http(s) URL: {url!r}", retry=False)
-    if getattr(settings, "ONCALL_WEBHOOK_ALLOW_PRIVATE", False):
-        return
     try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
+        outbound_url_check(url, allow_private=getattr(settings, "ONCALL_WEBHOOK_ALLOW_PRIVATE", False),
+                           allow_setting="ONCALL_WEBHOOK_ALLOW_PRIVATE")
+    except OutboundURLRefused as exc:
+        raise TransportError(str(exc), retry=False) from exc
     except socket.gaierror as exc:
-        raise TransportError(f"cannot resolve {parts.hostname}: {exc}") from exc
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if not address.is_global or address.is_multicast:
-            raise TransportError(
-                f"{parts.hostname} resolves to {address}, a private/loopback address; "
-                "set ONCALL_WEBHOOK_ALLOW_PRIVATE=1 to allow it", retry=False,
-            )
+        raise TransportError(f"cannot resolve {urlsplit(url).hostname}: {exc}") from exc
 
 
 def payload_for(notification: Any) -> dict[str, Any]:
