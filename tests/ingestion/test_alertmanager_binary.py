@@ -102,7 +102,9 @@ def _post_alerts(api: str, alerts: list[dict]) -> None:
 
 
 def _disk_alerts() -> list[dict]:
-    started = datetime.now(UTC) - timedelta(seconds=5)
+    # Started "now": Alertmanager flushes a group at once when an alert is already older
+    # than group_wait, which could send the first alert before the second is grouped.
+    started = datetime.now(UTC)
     return [
         {
             "labels": {"alertname": "DiskFull", "instance": host, "severity": "critical"},
@@ -115,7 +117,9 @@ def _disk_alerts() -> list[dict]:
 
 
 def _ended(alert: dict) -> dict:
-    return {**alert, "endsAt": _rfc3339(datetime.now(UTC) - timedelta(seconds=1))}
+    # In the past (so resolved) yet after startsAt: the first notification alone takes
+    # longer than group_wait (1 s).
+    return {**alert, "endsAt": _rfc3339(datetime.now(UTC) - timedelta(milliseconds=200))}
 
 
 def test_alertmanager_opens_and_resolves_incidents(alertmanager):
