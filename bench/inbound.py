@@ -81,9 +81,10 @@ def _incident(service, i: int):
     from django.utils import timezone
 
     from incidents.models import Incident
-    from incidents.services import _next_number
+    from ircore.counters import counter_next
 
-    return Incident.objects.create(number=_next_number(), team_id=service.team_id, service=service,
+    return Incident.objects.create(number=counter_next(name="incident"), team_id=service.team_id,
+                                   service=service,
                                    title=f"Database down {i}", severity="SEV1", priority="P1",
                                    dedup_key=f"bench-{time.time_ns()}", triggered_at=timezone.now())
 

@@ -14,7 +14,8 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 
 from incidents.models import Incident, Problem, Service, TimelineEntry
-from incidents.services import _next_number, timeline_add
+from incidents.services import timeline_add
+from ircore.counters import counter_next
 from ircore.models import Team
 
 Kind = TimelineEntry.Kind
@@ -51,10 +52,16 @@ def problem_validate(problem: Problem) -> None:
 
 
 def problem_create(*, team: Team, title: str, user: User | None = None, **fields: Any) -> Problem:
-    problem = Problem(team=team, title=title, created_by=user, **fields)
+    return problem_save_new(problem=Problem(team=team, title=title, **fields), user=user)
+
+
+def problem_save_new(*, problem: Problem, user: User | None) -> Problem:
+    """Validate and insert a new problem (built by a form or by problem_create) with the
+    next PRB number."""
+    problem.created_by = user
     problem_validate(problem)
     with transaction.atomic():
-        problem.number = _next_number("problem")
+        problem.number = counter_next(name="problem")
         problem.save(force_insert=True)
     return problem
 

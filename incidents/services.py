@@ -24,13 +24,14 @@ from incidents.models import (
     Incident,
     Integration,
     MaintenanceWindow,
+    Priority,
     Service,
     Severity,
     TimelineEntry,
     TriageRule,
 )
 from incidents.triage import triage_apply
-from ircore.models import Counter
+from ircore.counters import counter_next
 
 Status = Incident.Status
 Kind = TimelineEntry.Kind
@@ -76,23 +77,6 @@ def _actor_name(user: User | None, via: str) -> str:
 
 def _via_suffix(via: str) -> str:
     return f" via {Via(via).label}" if via in (Via.EMAIL, Via.API) else ""
-
-
-# --------------------------------------------------------------------------- numbers
-
-
-def _next_number(name: str = "incident") -> int:
-    # UPDATE takes the row lock until commit, so two writers can never read the same
-    # value; on SQLite the IMMEDIATE transaction already serializes writers.
-    updated = Counter.objects.filter(name=name).update(value=F("value") + 1)
-    if not updated:
-        try:
-            with transaction.atomic():
-                Counter.objects.create(name=name, value=1)
-                return 1
-        except IntegrityError:
-            Counter.objects.filter(name=name).update(value=F("value") + 1)
-    return Counter.objects.values_list("value", flat=True).get(name=name)
 
 
 # --------------------------------------------------------------------------- ingestion
@@ -236,7 +220,7 @@ def _incident_open(
     alert: Alert, service: Service, window: MaintenanceWindow | None, rule_names: str, now: datetime
 ) -> Incident:
     incident = Incident.objects.create(
-        number=_next_number(),
+        number=counter_next(name="incident"),
         team_id=service.team_id,
         service=service,
         title=alert.summary,
@@ -526,8 +510,6 @@ def incident_set_severity(*, incident: Incident, severity: str, user: User | Non
 
 
 def incident_set_priority(*, incident: Incident, priority: str, user: User | None, via: str) -> bool:
-    from incidents.models import Priority
-
     if priority not in Priority.values:
         raise ValueError(f"Unknown priority {priority!r}; use one of {', '.join(Priority.values)}.")
     return _set_field(incident=incident, field="priority", value=priority, kind=Kind.PRIORITY,
@@ -596,8 +578,6 @@ def incident_declare(
 ) -> Incident:
     """Open an incident by hand (a customer report, an outage a person noticed): no
     alert, a dedup key of its own so no alert ever joins it by accident."""
-    from incidents.models import Priority
-
     title = title.strip()
     if not title:
         raise ValueError("An incident needs a title.")
@@ -609,7 +589,8 @@ def incident_declare(
     with transaction.atomic():
         window = service_in_maintenance(service_id=service.pk, at=now)
         incident = Incident.objects.create(
-            number=_next_number(), team_id=service.team_id, service=service, title=title[:1024],
+            number=counter_next(name="incident"), team_id=service.team_id, service=service,
+            title=title[:1024],
             description=description.strip(), severity=severity,
             priority=priority or DEFAULT_PRIORITY_FOR_SEVERITY[severity],
             dedup_key=f"declared-{uuid.uuid4().hex}", in_maintenance=window is not None,

@@ -19,7 +19,6 @@ from incidents import problems as problem_services
 from incidents.admin import ScopedRelatedFilter
 from incidents.admin_panels import incident_panel_register
 from incidents.models import Incident, Problem
-from incidents.services import _next_number
 from ircore.admin import TeamScopedAdmin
 from postmortems import services
 from postmortems.admin import _messages
@@ -93,10 +92,10 @@ class ProblemAdmin(TeamScopedAdmin):
         return format_html_join(", ", '<a href="{}">{}</a>', rows) or "-"
 
     def save_model(self, request: HttpRequest, obj: Problem, form: Any, change: bool) -> None:
-        if not change:
-            obj.number = _next_number("problem")
-            obj.created_by = request.user
-        super().save_model(request, obj, form, change)
+        if change:
+            super().save_model(request, obj, form, change)
+        else:
+            problem_services.problem_save_new(problem=obj, user=request.user)
 
 
 # --------------------------------------------------------------------------- incident actions
