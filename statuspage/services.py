@@ -192,23 +192,30 @@ def public_incident_create(
                 {"code": str(pk), "name": "", "old_status": "", "new_status": s} for pk, s in statuses.items()
             ]
         )
-        update = PublicUpdate.objects.create(
-            incident=incident,
-            status=status,
-            body=body,
-            body_html=markdown_to_html(body),
-            affected_components=affected,
-            author=_user_or_none(author),
-            created_at=now,
-        )
-        page_touch(page_id=page.pk, at=now)
-        if published:
-            _notify(update)
+        _update_record(page_id=page.pk, published=published, status=status, body=body, author=author,
+                       at=now, affected=affected, incident=incident)
     return incident
 
 
 def _user_or_none(user: User | None) -> User | None:
     return user if getattr(user, "pk", None) else None
+
+
+def _update_record(
+    *, page_id: int, published: bool, status: str, body: str, author: User | None, at: datetime,
+    affected: list | None = None, **owner: Any,
+) -> PublicUpdate:
+    """Store an update of a public incident or maintenance (``owner``: incident= or
+    maintenance=), mark the page changed, and tell subscribers when it is public."""
+    update = PublicUpdate.objects.create(
+        **owner, status=status, body=body, body_html=markdown_to_html(body),
+        affected_components=affected if affected is not None else [],
+        author=_user_or_none(author), created_at=at,
+    )
+    page_touch(page_id=page_id, at=at)
+    if published:
+        _notify(update)
+    return update
 
 
 def public_incident_post_update(
@@ -260,18 +267,8 @@ def public_incident_post_update(
             if locked.published
             else []
         )
-        update = PublicUpdate.objects.create(
-            incident=locked,
-            status=status,
-            body=body,
-            body_html=markdown_to_html(body),
-            affected_components=affected,
-            author=_user_or_none(author),
-            created_at=now,
-        )
-        page_touch(page_id=locked.page_id, at=now)
-        if locked.published:
-            _notify(update)
+        update = _update_record(page_id=locked.page_id, published=locked.published, status=status,
+                                body=body, author=author, at=now, affected=affected, incident=locked)
     return update
 
 
@@ -341,17 +338,8 @@ def maintenance_create(
             auto_transition=auto_transition,
         )
         maintenance.components.set(ids)
-        update = PublicUpdate.objects.create(
-            maintenance=maintenance,
-            status=Maintenance.Status.SCHEDULED,
-            body=body,
-            body_html=markdown_to_html(body),
-            author=_user_or_none(author),
-            created_at=now,
-        )
-        page_touch(page_id=page.pk, at=now)
-        if published:
-            _notify(update)
+        _update_record(page_id=page.pk, published=published, status=Maintenance.Status.SCHEDULED,
+                       body=body, author=author, at=now, maintenance=maintenance)
     return maintenance
 
 
@@ -391,18 +379,8 @@ def maintenance_post_update(
                 source=Source.MAINTENANCE,
                 at=now,
             )
-        update = PublicUpdate.objects.create(
-            maintenance=locked,
-            status=status,
-            body=body,
-            body_html=markdown_to_html(body),
-            affected_components=affected,
-            author=_user_or_none(author),
-            created_at=now,
-        )
-        page_touch(page_id=locked.page_id, at=now)
-        if locked.published:
-            _notify(update)
+        update = _update_record(page_id=locked.page_id, published=locked.published, status=status,
+                                body=body, author=author, at=now, affected=affected, maintenance=locked)
     return update
 
 
