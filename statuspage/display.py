@@ -7,13 +7,15 @@ them would dominate an uncached render.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
 from functools import lru_cache
+from weakref import WeakKeyDictionary
 
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
-from statuspage.uptime import DayUptime, format_duration
+from statuspage.uptime import DayUptime, PastUptime, format_duration
 
 STATUS_LABEL = {
     "operational": "Operational",
@@ -110,14 +112,36 @@ def _clean_rect(index: int, day: date, tracked: float) -> str:
     return _rect(index, DayUptime(day=day, tracked_seconds=tracked))
 
 
-def uptime_bars_svg(days: list[DayUptime], name: str) -> SafeString:
-    width = len(days) * (BAR_WIDTH + BAR_GAP) - BAR_GAP
+# Markup of the memoized days before today (see selectors.component_uptimes): the
+# rectangles and the number of bad days, built once a day per component and process.
+_PAST_MARKUP: WeakKeyDictionary[PastUptime, tuple[str, int]] = WeakKeyDictionary()
+
+
+def _rects(days: Sequence[DayUptime], start: int = 0) -> str:
     # Titles are made only of dates, numbers and our own labels (nothing to escape);
     # skipping escape() for 4,500 of them per page is a measurable share of a render.
-    rects = "".join(
+    return "".join(
         _rect(i, day) if day.seconds_by_status else _clean_rect(i, day.day, day.tracked_seconds)
-        for i, day in enumerate(days)
+        for i, day in enumerate(days, start)
     )
+
+
+def _past_markup(days: list[DayUptime], past: PastUptime | None) -> tuple[int, str, int]:
+    """(how many of ``days`` are ``past``'s, their rectangles, their bad days)."""
+    count = len(past.days) if past is not None else 0
+    if not count or len(days) < count or days[count - 1] is not past.days[-1]:
+        return 0, "", 0
+    found = _PAST_MARKUP.get(past)
+    if found is None:
+        found = _PAST_MARKUP[past] = (_rects(past.days), _bad_days(past.days))
+    return count, found[0], found[1]
+
+
+def uptime_bars_svg(days: list[DayUptime], name: str, past: PastUptime | None = None) -> SafeString:
+    """The bars; ``past``: the memoized first days of ``days``, whose markup is reused."""
+    width = len(days) * (BAR_WIDTH + BAR_GAP) - BAR_GAP
+    count, rects, _bad = _past_markup(days, past)
+    rects += _rects(days[count:], count)
     # The wrapper lets phones show the last 30 days at a readable width (see base.html).
     return mark_safe(  # noqa: S308 - the only outside text, the name, is escaped
         f'<div class="barwrap"><svg class="bars" viewBox="0 0 {width} {BAR_HEIGHT}" '
@@ -126,5 +150,10 @@ def uptime_bars_svg(days: list[DayUptime], name: str) -> SafeString:
     )
 
 
-def bad_days(days: list[DayUptime]) -> int:
+def _bad_days(days: Sequence[DayUptime]) -> int:
     return sum(1 for d in days if d.has_data and day_class(d) not in ("operational", "nodata"))
+
+
+def bad_days(days: list[DayUptime], past: PastUptime | None = None) -> int:
+    count, _rects_, bad = _past_markup(days, past)
+    return bad + _bad_days(days[count:])

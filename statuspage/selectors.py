@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.contrib.auth.models import AnonymousUser
-from django.db.models import Prefetch, QuerySet
+from django.db import connection
+from django.db.models import Count, Max, Min, Prefetch, QuerySet
 from django.utils import timezone
 
 from ircore import permissions
@@ -22,7 +23,15 @@ from statuspage.models import (
     PublicUpdate,
     StatusPage,
 )
-from statuspage.uptime import STATUS_RANK, DayUptime, uptime_days, uptime_percent
+from statuspage.uptime import (
+    STATUS_RANK,
+    DayUptime,
+    PastUptime,
+    local_day_bounds,
+    past_uptime,
+    today_uptime,
+    uptime_percent,
+)
 
 UPTIME_DAYS = 90
 
@@ -90,6 +99,8 @@ class ComponentView:
     component: Component
     days: list[DayUptime] = field(default_factory=list)
     uptime: float | None = None
+    # days[:-1], memoized (see component_uptimes): display code keeps their markup.
+    past: PastUptime | None = None
 
 
 @dataclass
@@ -119,33 +130,128 @@ class PageOverview:
     now: datetime
 
 
+@dataclass
+class ComponentUptime:
+    days: list[DayUptime]
+    # The days before today (days[:-1]), shared by every render of the day.
+    past: PastUptime
+
+
+# component id -> (key, PastUptime): the days before today of each component's window.
+# See component_uptimes for why an entry cannot go stale.
+_PAST_MEMO: dict[int, tuple[tuple, PastUptime]] = {}
+_PAST_MEMO_MAX = 20_000
+
+
+def uptime_memo_clear() -> None:
+    """Forget every component's memoized past days (this process only)."""
+    _PAST_MEMO.clear()
+
+
+def _memo_key(component: Component, tz, days: int, today, fingerprints: dict, fallback: str) -> tuple:
+    fingerprint = fingerprints.get(component.pk)
+    return (tz, days, today, component.created_at, fingerprint, None if fingerprint else fallback)
+
+
 def component_uptimes(
-    components: list[Component], *, tz, now: datetime, days: int = UPTIME_DAYS
-) -> dict[int, list[DayUptime]]:
-    """Per-day uptime of each component, from one query on the status log."""
-    since = now - timedelta(days=days + 1)
-    by_component: dict[int, list[tuple[datetime, str, str]]] = defaultdict(list)
-    rows = (
-        ComponentStatusChange.objects.filter(component__in=[c.pk for c in components], changed_at__gte=since)
+    components: list[Component], *, tz, now: datetime, days: int = UPTIME_DAYS, memo: bool = True
+) -> dict[int, ComponentUptime]:
+    """Per-day uptime of each component over the ``days`` days ending today (in ``tz``).
+
+    The status before the first logged change of the window is that change's old status
+    (every change goes through the service, so the log is a chain); without one, the
+    component's current status.
+
+    The days before today are memoized per process (``memo``): they depend only on
+    the log rows of those days (or, without any, on the status they started from), the
+    component's creation time, the time zone and the window. The log is append-only
+    (the admin and the API cannot edit or delete rows; rows are stamped with the time of
+    the change, and a change that is back-dated or committed late is still a new row):
+    so the number of a component's rows in those days and their lowest and highest id,
+    read on every render with one aggregate query, change whenever the rows do. Not
+    inside a transaction, where rows that may still be rolled back are visible (and
+    their ids may then be handed out again). A row edited in place (by hand, in SQL) is
+    not noticed: call ``uptime_memo_clear`` or restart the web processes after that.
+    """
+    today = now.astimezone(tz).date()
+    first_day = today - timedelta(days=days - 1)
+    window_start = local_day_bounds(first_day, tz)[0]
+    today_start = local_day_bounds(today, tz)[0]
+    log = (
+        ComponentStatusChange.objects.filter(component__in=[c.pk for c in components])
+        .filter(changed_at__gte=window_start)
         .order_by("changed_at", "id")
-        .values_list("component_id", "changed_at", "old_status", "new_status")
     )
-    for component_id, at, old, new in rows:
-        by_component[component_id].append((at, old, new))
-    result = {}
+    fields = ("component_id", "changed_at", "old_status", "new_status")
+    use_memo = memo and not connection.in_atomic_block
+    past_rows: dict[int, list[tuple[datetime, str, str]]] = defaultdict(list)
+    recent_rows: dict[int, list[tuple[datetime, str, str]]] = defaultdict(list)
+    fingerprints: dict[int, tuple[int, int, int]] = {}
+    if use_memo:
+        # Today's rows (and any dated later), and what identifies the earlier ones.
+        for component_id, at, old, new in log.filter(changed_at__gte=today_start).values_list(*fields):
+            recent_rows[component_id].append((at, old, new))
+        aggregate = (
+            log.filter(changed_at__lt=today_start)
+            .order_by()
+            .values("component_id")
+            .annotate(n=Count("id"), low=Min("id"), high=Max("id"))
+            .values_list("component_id", "n", "low", "high")
+        )
+        fingerprints = {component_id: (n, low, high) for component_id, n, low, high in aggregate}
+    else:
+        for component_id, at, old, new in log.values_list(*fields):
+            (recent_rows if at >= today_start else past_rows)[component_id].append((at, old, new))
+
+    pasts: dict[int, PastUptime] = {}
+    stale: list[tuple[Component, str]] = []
     for component in components:
-        changes = by_component.get(component.pk, [])
-        # Every change goes through the service, so the status before the first logged
-        # change in the window is that change's old status; without one it is the current.
-        initial = changes[0][1] if changes else component.status
-        result[component.pk] = uptime_days(
+        recent = recent_rows.get(component.pk)
+        # Without rows before today, the days before today all had the status that
+        # today's first change started from (or, without one, the current status).
+        fallback = recent[0][1] if recent else component.status
+        found = _PAST_MEMO.get(component.pk) if use_memo else None
+        if found is not None and found[0] == _memo_key(component, tz, days, today, fingerprints, fallback):
+            pasts[component.pk] = found[1]
+        else:
+            stale.append((component, fallback))
+    if use_memo and any(c.pk in fingerprints for c, _f in stale):
+        # The key is made from the rows read here: a row committed since the aggregate
+        # query only makes the entry miss on the next render.
+        ids: dict[int, list[int]] = defaultdict(list)
+        rows = log.filter(component__in=[c.pk for c, _f in stale if c.pk in fingerprints])
+        for pk, component_id, at, old, new in rows.filter(changed_at__lt=today_start).values_list(
+            "id", *fields
+        ):
+            past_rows[component_id].append((at, old, new))
+            ids[component_id].append(pk)
+        fingerprints = {cid: (len(pks), min(pks), max(pks)) for cid, pks in ids.items()}
+    for component, fallback in stale:
+        changes = past_rows.get(component.pk, [])
+        pasts[component.pk] = past = past_uptime(
             changes=[(at, new) for at, _old, new in changes],
-            initial_status=initial,
+            initial_status=changes[0][1] if changes else fallback,
             tz=tz,
-            now=now,
+            today=today,
             days=days,
             tracked_from=component.created_at,
         )
+        if use_memo:
+            if len(_PAST_MEMO) >= _PAST_MEMO_MAX:
+                _PAST_MEMO.clear()
+            _PAST_MEMO[component.pk] = (_memo_key(component, tz, days, today, fingerprints, fallback), past)
+
+    result = {}
+    for component in components:
+        past = pasts[component.pk]
+        today_day = today_uptime(
+            changes=[(at, new) for at, _old, new in recent_rows.get(component.pk, [])],
+            initial_status=past.status_at_end,
+            tz=tz,
+            now=now,
+            tracked_from=component.created_at,
+        )
+        result[component.pk] = ComponentUptime(days=[*past.days, today_day], past=past)
     return result
 
 
@@ -162,10 +268,11 @@ def page_overview(page: StatusPage, *, now: datetime | None = None, with_uptime:
     for component in components:
         if component.only_show_if_degraded and component.status == ComponentStatus.OPERATIONAL:
             continue
-        days = uptimes.get(component.pk, [])
-        views[component.group_id].append(
-            ComponentView(component, days, uptime_percent(days) if days else None)
-        )
+        found = uptimes.get(component.pk)
+        days = found.days if found else []
+        uptime = uptime_percent(days) if days else None
+        past = found.past if found else None
+        views[component.group_id].append(ComponentView(component, days, uptime, past))
     group_views = [GroupView(None, views[None])] if views.get(None) else []
     # Groups and loose components interleave by position, as on Statuspage.
     group_views += [GroupView(g, views[g.pk]) for g in groups if views.get(g.pk)]

@@ -87,17 +87,76 @@ def uptime_days(
     before the first change (or throughout, without changes). ``tracked_from``: when
     the component started to exist; earlier time counts as no data.
     """
+    today = now.astimezone(tz).date()
+    bounds = _day_bounds_ts(today - timedelta(days=days - 1), days, tz)
+    return _span(_ordered(changes), initial_status, bounds, now.timestamp(), tracked_from)
+
+
+@dataclass(frozen=True, slots=True, eq=False, weakref_slot=True)
+class PastUptime:
+    """The days of a window before today: they can no longer change (the status log is
+    append-only and stamped with the time of the change), so a page computes them once a
+    day instead of on every render. Compared by identity: presentation code may keep
+    markup for an instance in a WeakKeyDictionary."""
+
+    days: tuple[DayUptime, ...]
+    # The status at the start of today, where today's bar starts from.
+    status_at_end: str
+
+
+def past_uptime(
+    *,
+    changes: Sequence[tuple[datetime, str]],
+    initial_status: str,
+    tz: ZoneInfo,
+    today: date,
+    days: int = 90,
+    tracked_from: datetime | None = None,
+) -> PastUptime:
+    """The first ``days - 1`` days of the window that ends with ``today``: the same
+    values as ``uptime_days`` gives for them at any time of ``today``. ``changes``: those
+    before the start of ``today`` (later ones are ignored)."""
+    today_start = local_day_bounds(today, tz)[0].timestamp()
+    ordered = [change for change in _ordered(changes) if change[0] < today_start]
+    bounds = _day_bounds_ts(today - timedelta(days=days - 1), days - 1, tz)
+    result = _span(ordered, initial_status, bounds, today_start, tracked_from) if bounds else []
+    return PastUptime(days=tuple(result), status_at_end=ordered[-1][1] if ordered else initial_status)
+
+
+def today_uptime(
+    *,
+    changes: Sequence[tuple[datetime, str]],
+    initial_status: str,
+    tz: ZoneInfo,
+    now: datetime,
+    tracked_from: datetime | None = None,
+) -> DayUptime:
+    """Today (in ``tz``) up to ``now``: the last day of ``uptime_days``. ``initial_status``:
+    the status at the start of today (``PastUptime.status_at_end``); ``changes``: those
+    from the start of today on."""
+    today = now.astimezone(tz).date()
+    bounds = _day_bounds_ts(today, 1, tz)
+    (day,) = _span(_ordered(changes), initial_status, bounds, now.timestamp(), tracked_from)
+    return day
+
+
+def _ordered(changes: Sequence[tuple[datetime, str]]) -> list[tuple[float, str]]:
+    return sorted((at.timestamp(), status) for at, status in changes)
+
+
+def _span(
+    ordered: list[tuple[float, str]],
+    initial_status: str,
+    bounds: tuple[tuple[date, float, float], ...],
+    now_ts: float,
+    tracked_from: datetime | None,
+) -> list[DayUptime]:
     # Epoch seconds throughout: float arithmetic is several times faster than datetime
     # arithmetic, and a page computes 90 days for each of its components.
-    now_ts = now.timestamp()
-    today = now.astimezone(tz).date()
-    first_day = today - timedelta(days=days - 1)
-    bounds = _day_bounds_ts(first_day, days, tz)
     window_start = bounds[0][1]
     floor = max(window_start, tracked_from.timestamp()) if tracked_from else window_start
 
     # Segments (start, end, status) covering [floor, now], operational ones left out.
-    ordered = sorted((at.timestamp(), status) for at, status in changes)
     segments: list[tuple[float, float, str]] = []
     current, cursor = initial_status, floor
     for at, status in ordered:

@@ -148,9 +148,9 @@ def page_context(page: StatusPage) -> dict:
                     "component": cv.component,
                     "label": display.STATUS_LABEL[cv.component.status],
                     "symbol": display.STATUS_SYMBOL[cv.component.status],
-                    "bars": display.uptime_bars_svg(cv.days, cv.component.name) if cv.days else "",
+                    "bars": display.uptime_bars_svg(cv.days, cv.component.name, cv.past) if cv.days else "",
                     "uptime": display.format_percent(cv.uptime) if cv.days else "",
-                    "bad_days": display.bad_days(cv.days),
+                    "bad_days": display.bad_days(cv.days, cv.past),
                 }
             )
         worst = group_view.worst_status
