@@ -7,7 +7,18 @@ class IncidentsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from incidents import email_alerts, problems, signals
+        from django.db.models.signals import post_delete, post_save
+
+        from incidents import alert_queue, email_alerts, problems, signals
+        from incidents.ingestion.common import integration_cache_clear
+        from incidents.models import Integration
+        from ircore.clock import clock_loop_register
+
+        # Accepted events become alerts in the clock process (incidents.alert_queue).
+        clock_loop_register("alert-queue", alert_queue.queue_applier_run)
+        for model_signal in (post_save, post_delete):
+            model_signal.connect(integration_cache_clear, sender=Integration,
+                                 dispatch_uid=f"incidents.integration_cache_clear.{model_signal}")
 
         email_alerts.register()  # <integration token>@INBOUND_EMAIL_DOMAIN becomes an alert
 

@@ -231,6 +231,34 @@ class Alert(models.Model):
         return self.summary[:80]
 
 
+class QueuedEvent(models.Model):
+    """An accepted event that the applier has not turned into an alert yet.
+
+    The ingestion endpoints answer 2xx once this row is committed: it is the durable
+    copy, and the only write on the request path. The applier (a thread of
+    ``manage.py clock``, see ``incidents.alert_queue``) takes the oldest rows in
+    batches, triages and deduplicates them into alerts and incidents, and deletes them
+    in the same transaction. The row stays narrow on purpose (no foreign-key checks,
+    no index but the primary key, the event as JSON text) because every event pays
+    for its insert and its delete."""
+
+    integration = models.ForeignKey(
+        Integration, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
+    )
+    # Kept too, so an event whose integration was deleted meanwhile still becomes an alert.
+    service = models.ForeignKey(
+        Service, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
+    )
+    event = models.TextField(help_text="The validated AlertEvent as JSON.")
+    received_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"queued event {self.pk} from integration {self.integration_id}"
+
+
 class TimelineEntry(models.Model):
     """Append-only record of what happened to an incident (or, for change events, to a
     service). Source of the admin timeline, postmortem timelines and metrics."""

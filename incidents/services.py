@@ -38,7 +38,7 @@ Kind = TimelineEntry.Kind
 Via = TimelineEntry.Via
 User = AbstractBaseUser
 
-_SEVERITY_RANK = {Severity.SEV1: 1, Severity.SEV2: 2, Severity.SEV3: 3, Severity.SEV4: 4}
+SEVERITY_RANK = {Severity.SEV1: 1, Severity.SEV2: 2, Severity.SEV3: 3, Severity.SEV4: 4}
 
 
 def _send_on_commit(signal: Signal, incident: Incident, **kwargs: Any) -> None:
@@ -104,6 +104,35 @@ def _rules_for(team_id: int) -> list[TriageRule]:
     )
 
 
+def alert_build(
+    *, integration: Integration | None, service: Service, event: AlertEvent,
+    window: MaintenanceWindow | None, at: datetime,
+) -> Alert:
+    """The (unsaved) alert for a triaged event; shared by ``alert_ingest`` and the
+    batch applier (``incidents.alert_queue``)."""
+    return Alert(
+        integration=integration,
+        service=service,
+        action=event.action,
+        dedup_key=event.dedup_key[:255],
+        summary=(event.summary or "(no summary)")[:1024],
+        details=event.details,
+        severity=event.severity,
+        priority=event.priority,
+        source=event.source[:255],
+        labels=event.labels,
+        links=event.links,
+        payload=event.payload,
+        in_maintenance=window is not None,
+        received_at=at,
+    )
+
+
+def alert_mark_suppressed(alert: Alert, rule_names: str) -> None:
+    alert.outcome = Alert.Outcome.SUPPRESSED
+    alert.outcome_detail = f"Suppressed by triage rule(s): {rule_names}"
+
+
 def alert_ingest(
     *, integration: Integration, event: AlertEvent, received_at: datetime | None = None
 ) -> IngestResult:
@@ -129,26 +158,10 @@ def alert_ingest(
         if not event.priority:
             event.priority = DEFAULT_PRIORITY_FOR_SEVERITY[event.severity]
         window = service_in_maintenance(service_id=service.pk, at=now)
-        alert = Alert(
-            integration=integration,
-            service=service,
-            action=event.action,
-            dedup_key=event.dedup_key[:255],
-            summary=(event.summary or "(no summary)")[:1024],
-            details=event.details,
-            severity=event.severity,
-            priority=event.priority,
-            source=event.source[:255],
-            labels=event.labels,
-            links=event.links,
-            payload=event.payload,
-            in_maintenance=window is not None,
-            received_at=now,
-        )
+        alert = alert_build(integration=integration, service=service, event=event, window=window, at=now)
         rule_names = ", ".join(rule.name for rule in triage.applied)
         if triage.suppress:
-            alert.outcome = Alert.Outcome.SUPPRESSED
-            alert.outcome_detail = f"Suppressed by triage rule(s): {rule_names}"
+            alert_mark_suppressed(alert, rule_names)
             alert.save(force_insert=True)
             return IngestResult(alert, None, alert.outcome, alert.outcome_detail)
         if event.action == AlertAction.TRIGGER:
@@ -197,7 +210,7 @@ def _ingest_trigger(
     alert.outcome_detail = f"Added to {incident.ref}"
     alert.save(force_insert=True)
     updates: dict[str, Any] = {"alert_count": F("alert_count") + 1, "last_alert_at": now, "updated_at": now}
-    raised = _SEVERITY_RANK[alert.severity] < _SEVERITY_RANK[incident.severity]
+    raised = SEVERITY_RANK[alert.severity] < SEVERITY_RANK[incident.severity]
     if raised:
         updates["severity"] = alert.severity
     Incident.objects.filter(pk=incident.pk).update(**updates)

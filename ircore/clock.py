@@ -30,6 +30,13 @@ class Job:
 
 
 _jobs: dict[str, Job] = {}
+# Loops that run for as long as the clock does, each in its own thread (the alert
+# queue's applier): ``func(stop)`` returns once ``stop`` is set.
+_loops: dict[str, Callable[[threading.Event], None]] = {}
+
+
+def clock_loop_register(name: str, func: Callable[[threading.Event], None]) -> None:
+    _loops[name] = func
 
 
 def clock_job_register(name: str, func: Callable[[datetime], int], *, every: float = 1.0) -> None:
@@ -60,7 +67,12 @@ def clock_tick(*, now: datetime | None = None, force: bool = False) -> dict[str,
 
 def clock_run(*, interval: float = 1.0, stop: threading.Event | None = None) -> None:
     stop = stop or threading.Event()
-    log.info("clock started with jobs: %s", ", ".join(sorted(_jobs)) or "(none)")
+    log.info("clock started with jobs: %s; loops: %s", ", ".join(sorted(_jobs)) or "(none)",
+             ", ".join(sorted(_loops)) or "(none)")
+    threads = [threading.Thread(target=func, args=(stop,), name=f"clock-{name}", daemon=True)
+               for name, func in _loops.items()]
+    for thread in threads:
+        thread.start()
     while not stop.is_set():
         started = time.monotonic()
         close_old_connections()  # a dropped database connection must not stop the loop
@@ -69,3 +81,5 @@ def clock_run(*, interval: float = 1.0, stop: threading.Event | None = None) -> 
         if busy:
             log.info("clock: %s", ", ".join(f"{k}={v}" for k, v in sorted(busy.items())))
         stop.wait(max(0.0, interval - (time.monotonic() - started)))
+    for thread in threads:
+        thread.join(timeout=30)

@@ -1,5 +1,6 @@
 """What every ingestion endpoint shares: token look-up, body limits, rate limits,
-JSON parsing, and turning failures into the right status code.
+JSON parsing, and turning failures into the right status code. Accepted events go to
+the queue (``incidents.alert_queue.events_enqueue``).
 
 An adapter is a function ``(integration, body: dict) -> list[AlertEvent]`` that raises
 ``InvalidEvent`` with messages naming the offending fields.
@@ -19,9 +20,7 @@ from django.core.cache import cache
 from django.db import DatabaseError
 from django.http import HttpRequest, JsonResponse
 
-from incidents.events import AlertEvent
 from incidents.models import Integration
-from incidents.services import IngestResult, alert_ingest, alert_store_failed
 
 log = logging.getLogger(__name__)
 
@@ -112,17 +111,35 @@ def render_details(value: Any) -> str:
     return "\n".join(lines)
 
 
+# Integrations by (token, kind), per process: every event needs its integration, and
+# the look-up would otherwise be a third of the request's work. Saving or deleting an
+# integration clears this process's entries at once (``integration_cache_clear``, on
+# the model's signals); other processes notice within the time-to-live.
+INTEGRATION_CACHE_SECONDS = 5.0
+_integrations: dict[tuple[str, str], tuple[Integration, float]] = {}
+
+
+def integration_cache_clear(**_: Any) -> None:
+    _integrations.clear()
+
+
 def integration_for_token(token: str, kind: str, *, what: str = "integration token") -> Integration:
-    # The token is unique: no ORDER BY (which .first() would add) on this per-event query.
+    cached = _integrations.get((token, kind))
+    if cached is not None and cached[1] > time.monotonic():
+        return cached[0]
+    # The token is unique: no ORDER BY (which .first() would add).
     rows = list(
         Integration.objects.select_related("service")
         .filter(token=token, kind=kind, enabled=True)
         .order_by()[:1]
     )
-    integration = rows[0] if rows else None
-    if integration is None:
+    if not rows:
+        _integrations.pop((token, kind), None)
         raise RejectEvent(404, f"Unknown or disabled {what}.")
-    return integration
+    if len(_integrations) > 10_000:  # bounded: only real integrations ever get here
+        _integrations.clear()
+    _integrations[(token, kind)] = (rows[0], time.monotonic() + INTEGRATION_CACHE_SECONDS)
+    return rows[0]
 
 
 def check_rate_limit(integration: Integration, events: int = 1) -> None:
@@ -143,20 +160,6 @@ def check_rate_limit(integration: Integration, events: int = 1) -> None:
     if count > limit:
         retry_after = max(1, 60 - int(time.time() % 60))
         raise RejectEvent(429, f"Rate limit of {limit} events per minute exceeded.", retry_after)
-
-
-def ingest_events(integration: Integration, events: list[AlertEvent]) -> list[IngestResult]:
-    results = []
-    for event in events:
-        try:
-            results.append(alert_ingest(integration=integration, event=event))
-        except DatabaseError:
-            raise  # the caller answers 503 so the sender retries
-        except Exception as exc:  # noqa: BLE001 - keep the event whatever went wrong
-            log.exception("Processing an event for integration %s failed", integration.pk)
-            alert = alert_store_failed(integration=integration, event=event, error=repr(exc))
-            results.append(IngestResult(alert, None, alert.outcome, alert.outcome_detail))
-    return results
 
 
 def error_response(status: int, message: str, errors: list[str], error_body: ErrorBody,

@@ -1,5 +1,8 @@
 """HTTP endpoints under /integrations/. Each authenticates by integration token,
-validates, stores and processes the event before answering 2xx."""
+validates, and stores the event in the queue before answering 2xx; the applier turns
+it into an alert within moments (``incidents.alert_queue``). Like PagerDuty's Events
+API, the answer says the event was accepted, with its dedup key; what it did (opened,
+grouped, resolved...) is on the alert, in the console and at /api/v1/alerts/."""
 
 from __future__ import annotations
 
@@ -7,11 +10,11 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from incidents.alert_queue import events_enqueue
 from incidents.ingestion import alertmanager, generic, pagerduty
 from incidents.ingestion.common import (
     check_rate_limit,
     handle,
-    ingest_events,
     integration_for_token,
     parse_json_object,
     read_body,
@@ -27,18 +30,9 @@ def generic_webhook(request: HttpRequest, token: str) -> JsonResponse:
         integration = integration_for_token(token, Integration.Kind.GENERIC)
         check_rate_limit(integration)
         data = generic.parse_body(read_body(request), request.content_type or "")
-        results = ingest_events(integration, generic.events_from(integration, data))
-        result = results[0]
+        keys = events_enqueue(integration=integration, events=generic.events_from(integration, data))
         return JsonResponse(
-            {
-                "status": "accepted",
-                "outcome": result.outcome,
-                "message": result.message,
-                "dedup_key": result.alert.dedup_key,
-                "alert_id": result.alert.pk,
-                "incident": result.incident.ref if result.incident else None,
-            },
-            status=202,
+            {"status": "accepted", "message": "Event accepted", "dedup_key": keys[0]}, status=202
         )
 
     return handle(request, work)
@@ -59,18 +53,10 @@ def pagerduty_enqueue(request: HttpRequest) -> JsonResponse:
         integration = _pagerduty_integration(data)
         event = pagerduty.event_from(data)
         check_rate_limit(integration)
-        result = ingest_events(integration, [event])[0]
+        keys = events_enqueue(integration=integration, events=[event])
+        # PagerDuty's own answer, word for word: clients may compare the message.
         return JsonResponse(
-            {
-                "status": "success",
-                "message": "Event processed",
-                "dedup_key": result.alert.dedup_key,
-                # Beyond PagerDuty's answer (clients ignore unknown keys): what it did.
-                "outcome": result.outcome,
-                "detail": result.message,
-                "incident": result.incident.ref if result.incident else None,
-            },
-            status=202,
+            {"status": "success", "message": "Event processed", "dedup_key": keys[0]}, status=202
         )
 
     return handle(request, work, pagerduty.error_body)
@@ -101,21 +87,10 @@ def _alertmanager_like(request: HttpRequest, token: str, kind: str) -> JsonRespo
         data = parse_json_object(read_body(request))
         events = alertmanager.events_from(integration, data, grafana=grafana)
         check_rate_limit(integration, events=len(events))
-        results = ingest_events(integration, events)
+        keys = events_enqueue(integration=integration, events=events)
         return JsonResponse(
-            {
-                "status": "accepted",
-                "events": len(results),
-                "results": [
-                    {
-                        "dedup_key": r.alert.dedup_key,
-                        "outcome": r.outcome,
-                        "message": r.message,
-                        "incident": r.incident.ref if r.incident else None,
-                    }
-                    for r in results
-                ],
-            },
+            {"status": "accepted", "message": f"{len(keys)} event(s) accepted", "events": len(keys),
+             "dedup_keys": keys},
             status=202,
         )
 

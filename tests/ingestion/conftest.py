@@ -19,6 +19,8 @@ from django.core.servers.basehttp import WSGIServer
 from django.db import connections
 from django.test.testcases import LiveServerThread, QuietWSGIRequestHandler, _StaticFilesHandler
 
+from incidents.alert_queue import queue_drain
+
 
 @pytest.fixture(autouse=True)
 def _fresh_rate_limits():
@@ -44,9 +46,14 @@ def grafana_integration(service_a, make_integration):
     return make_integration(service_a, "grafana")
 
 
-def post_json(client, url: str, body: Any, **extra):
+def post_json(client, url: str, body: Any, *, apply: bool = True, **extra):
+    """POST ``body`` as JSON; then, unless ``apply=False``, apply the queue as the
+    clock's applier would, so the test can look at alerts and incidents."""
     data = body if isinstance(body, bytes | str) else json.dumps(body)
-    return client.post(url, data, content_type="application/json", **extra)
+    response = client.post(url, data, content_type="application/json", **extra)
+    if apply:
+        queue_drain()
+    return response
 
 
 # --------------------------------------------------------------------------- outage

@@ -1,6 +1,7 @@
 """``manage.py clock``: every second, run the registered clock jobs (due escalation
-steps, notification retries, ack timeouts, auto-resolve, heartbeats). Safe to run
-several on PostgreSQL."""
+steps, notification retries, ack timeouts, auto-resolve, heartbeats), and keep the
+registered loops running (the alert queue's applier, which turns accepted events into
+alerts). Safe to run several on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from ircore.clock import clock_run, clock_tick
 
 
 class Command(BaseCommand):
-    help = "Run the clock: hands due work (escalations, timeouts, heartbeats) to the task queue."
+    help = ("Run the clock: applies queued alert events and hands due work (escalations, timeouts, "
+            "heartbeats) to the task queue.")
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--once", action="store_true", help="Run every job once and exit.")
