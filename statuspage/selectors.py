@@ -70,26 +70,29 @@ def page_status(components: list[Component], open_incidents: list[PublicIncident
     return max(candidates + [best], key=lambda pair: _INDICATOR_RANK[pair[0]])
 
 
-def published_incidents(page: StatusPage) -> QuerySet[PublicIncident]:
+def _item_prefetches(components: bool) -> list[Prefetch]:
+    prefetches = [Prefetch("updates", queryset=PublicUpdate.objects.order_by("-created_at", "-id"))]
+    if components:
+        prefetches.append(Prefetch("components", queryset=Component.objects.order_by("position", "id")))
+    return prefetches
+
+
+def published_incidents(page: StatusPage, *, components: bool = True) -> QuerySet[PublicIncident]:
+    """Updates (newest first) and, unless ``components`` is false, components prefetched."""
     return (
         PublicIncident.objects.filter(page=page, published=True)
         .select_related("page")
-        .prefetch_related(
-            Prefetch("updates", queryset=PublicUpdate.objects.order_by("-created_at", "-id")),
-            Prefetch("components", queryset=Component.objects.order_by("position", "id")),
-        )
+        .prefetch_related(*_item_prefetches(components))
         .order_by("-started_at", "-id")
     )
 
 
-def published_maintenances(page: StatusPage) -> QuerySet[Maintenance]:
+def published_maintenances(page: StatusPage, *, components: bool = True) -> QuerySet[Maintenance]:
+    """Updates (newest first) and, unless ``components`` is false, components prefetched."""
     return (
         Maintenance.objects.filter(page=page, published=True)
         .select_related("page")
-        .prefetch_related(
-            Prefetch("updates", queryset=PublicUpdate.objects.order_by("-created_at", "-id")),
-            Prefetch("components", queryset=Component.objects.order_by("position", "id")),
-        )
+        .prefetch_related(*_item_prefetches(components))
         .order_by("scheduled_for", "id")
     )
 
@@ -307,12 +310,12 @@ def incident_history(page: StatusPage, *, months: int = 3, now: datetime | None 
         prev = (starts[-1] - timedelta(days=1)).replace(day=1)
         starts.append(prev)
     incidents = list(
-        published_incidents(page)
+        published_incidents(page, components=False)
         .filter(status=PublicIncident.Status.RESOLVED)
         .filter(started_at__gte=datetime.combine(starts[-1], datetime.min.time(), tzinfo=page.tz))
     )
     maintenances = list(
-        published_maintenances(page)
+        published_maintenances(page, components=False)
         .filter(status=Maintenance.Status.COMPLETED)
         .filter(scheduled_for__gte=datetime.combine(starts[-1], datetime.min.time(), tzinfo=page.tz))
     )
@@ -338,11 +341,11 @@ def recent_history(page: StatusPage, *, days: int = 14, now: datetime | None = N
     first = local_now.date() - timedelta(days=days - 1)
     since = datetime.combine(first, datetime.min.time(), tzinfo=page.tz)
     buckets: dict = defaultdict(list)
-    for item in published_incidents(page).filter(
+    for item in published_incidents(page, components=False).filter(
         status=PublicIncident.Status.RESOLVED, started_at__gte=since
     ):
         buckets[item.started_at.astimezone(page.tz).date()].append(item)
-    for item in published_maintenances(page).filter(
+    for item in published_maintenances(page, components=False).filter(
         status=Maintenance.Status.COMPLETED, scheduled_for__gte=since
     ):
         buckets[item.scheduled_for.astimezone(page.tz).date()].append(item)

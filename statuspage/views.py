@@ -30,6 +30,7 @@ from ircore import permissions
 from statuspage import display
 from statuspage.models import Maintenance, PublicIncident, StatusPage
 from statuspage.selectors import (
+    UPTIME_DAYS,
     incident_history,
     page_can_view,
     page_overview,
@@ -158,6 +159,7 @@ def page_context(page: StatusPage) -> dict:
             {
                 "group": group_view.group,
                 "rows": rows,
+                "rows_html": display.component_rows_html(rows, UPTIME_DAYS),
                 "worst": worst,
                 "label": display.STATUS_LABEL[worst],
                 "symbol": display.STATUS_SYMBOL[worst],
@@ -171,7 +173,7 @@ def page_context(page: StatusPage) -> dict:
         "banner_symbol": display.STATUS_SYMBOL[display.INDICATOR_CLASS[overview.indicator]],
         "recent": recent_history(page, days=14),
         "uptime_rule": UPTIME_RULE,
-        "uptime_days": 90,
+        "uptime_days": UPTIME_DAYS,
         "legend": [(k, v, display.STATUS_SYMBOL[k]) for k, v in display.STATUS_LABEL.items()],
     }
 
