@@ -318,3 +318,39 @@ def test_rendered_page_is_the_same_with_a_cold_and_a_warm_memo(memo, page, compo
     cold = client.get(f"/status/{page.slug}/").content
     assert first == warm == cold
     assert b"C0" in first and b"uptime per day for the last 90 days" in first
+
+
+# --------------------------------------------------------------------------- memoized filters
+
+
+@pytest.mark.parametrize("language", ["en-us", "de"])
+def test_memoized_filters_give_what_the_built_in_ones_give(language):
+    from django.template import Context, Template
+    from django.utils import translation
+
+    # The same instants in two zones, the ambiguous hour of a DST change (fold), a date.
+    instants = [
+        datetime(2026, 10, 25, 0, 30, tzinfo=UTC),
+        datetime(2026, 10, 25, 1, 30, tzinfo=UTC),
+        datetime(2026, 3, 1, 12, tzinfo=UTC),
+    ]
+    source = (
+        "{% load tz statuspage_display %}{% for zone in zones %}{% timezone zone %}{% for t in instants %}"
+        "{{ t|FILTER:'c' }} {{ t|FILTER:'M j, H:i T' }} {{ t|FILTER:'F j, Y - H:i e' }}|"
+        "{% endfor %}{% endtimezone %}{% endfor %}{{ day|FILTER:'M j, Y' }}"
+        "{{ html|safe|TRUNCATE:3 }}{{ text|TRUNCATE:2 }}"
+    )
+    context = {
+        "zones": ["Europe/Berlin", "UTC", "Europe/Berlin", "America/New_York"],
+        "instants": instants,
+        "day": datetime(2026, 5, 3).date(),
+        "html": "<p>We are <strong>investigating elevated</strong> errors &amp; more</p>",
+        "text": "<b>not html</b> but escaped here",
+    }
+    with translation.override(language):
+        builtin = Template(source.replace("FILTER", "date").replace("TRUNCATE", "truncatewords_html"))
+        memo = Template(source.replace("FILTER", "memo_date").replace("TRUNCATE", "memo_truncatewords_html"))
+        expected = builtin.render(Context(context))
+        assert memo.render(Context(context)) == expected
+        assert memo.render(Context(context)) == expected  # from the memo
+    assert "+01:00" in expected and "+02:00" in expected and "&lt;b&gt;" in expected
