@@ -4,6 +4,7 @@ password kept 0600) and the welcome banner whose example commands must really wo
 from __future__ import annotations
 
 import io
+import json
 import shlex
 import socket
 import stat
@@ -14,7 +15,16 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
-from incidents.models import Alert, Incident, Integration, Service, TimelineEntry, TriageRule
+from incidents.alert_queue import queue_drain
+from incidents.models import (
+    Alert,
+    Incident,
+    Integration,
+    QueuedEvent,
+    Service,
+    TimelineEntry,
+    TriageRule,
+)
 from ircore.management.commands import _examples
 from ircore.models import Team, TeamMembership
 
@@ -93,14 +103,37 @@ def test_welcome_prints_login_and_a_working_command_per_integration(var_dir, cli
     commands = [line.strip() for line in banner.splitlines() if line.strip().startswith("curl ")]
     # generic, PagerDuty, Alertmanager, Grafana (heartbeat too once it has an endpoint).
     assert len(commands) >= 4
-    # Run each printed command through the test client: same URL, same body.
+    # Run each printed command through the test client: same URL, same body; then apply
+    # the queue as the clock's applier would.
     for command in commands:
         argv = shlex.split(command)
         url = argv[argv.index("-X") + 2]
         body = argv[argv.index("-d") + 1] if "-d" in argv else ""
+        before = Alert.objects.count()
         response = client.post(url.removeprefix("http://localhost:8000"), body,
                                content_type="application/json")
         assert response.status_code == 202, (command, response.content)
+        answer = response.json()
+        sent = json.loads(body) if body else {}
+        if "/integrations/heartbeat/" in url:  # a ping, recorded at once: no event
+            assert answer["status"] == "ok" and "next_expected_before" in answer, command
+            assert not QueuedEvent.objects.exists()
+            continue
+        if "/integrations/pagerduty/" in url:
+            assert answer == {"status": "success", "message": "Event processed",
+                              "dedup_key": sent["dedup_key"]}, command
+        elif "/integrations/generic/" in url:
+            assert answer == {"status": "accepted", "message": "Event accepted",
+                              "dedup_key": sent["dedup_key"]}, command
+        else:  # Alertmanager, Grafana: one event per alert (or per group)
+            assert "/integrations/alertmanager/" in url or "/integrations/grafana/" in url, command
+            assert answer["status"] == "accepted" and answer["events"] == len(answer["dedup_keys"]) >= 1
+            assert answer["message"] == f"{answer['events']} event(s) accepted"
+        assert QueuedEvent.objects.exists() and Alert.objects.count() == before
+        assert queue_drain() >= 1
+        new = Alert.objects.order_by("-pk")[: Alert.objects.count() - before]
+        assert new and all(alert.outcome != "failed" for alert in new), command
+    assert not QueuedEvent.objects.exists()
     assert Incident.objects.get(dedup_key="payments-db-down").severity == "SEV1"
 
 

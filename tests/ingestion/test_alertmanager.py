@@ -59,6 +59,17 @@ def grafana_notification(*alerts: dict, status: str = "firing") -> dict:
     return body
 
 
+def accepted(*keys: str) -> dict:
+    """The answer to an accepted notification: one event per key, in order."""
+    return {"status": "accepted", "message": f"{len(keys)} event(s) accepted", "events": len(keys),
+            "dedup_keys": list(keys)}
+
+
+def outcomes(*keys: str) -> list[str]:
+    """The outcome of the newest alert with each key."""
+    return [Alert.objects.filter(dedup_key=key).order_by("-pk").first().outcome for key in keys]
+
+
 def am_url(integration) -> str:
     return f"/integrations/alertmanager/{integration.token}/"
 
@@ -71,7 +82,8 @@ def test_each_alert_is_an_event_keyed_by_fingerprint(client, am_integration):
     body = notification(am_alert("aaa1"), am_alert("bbb2", instance="https://b.example.org"))
     r = post_json(client, am_url(am_integration), body)
     assert r.status_code == 202, r.content
-    assert [res["outcome"] for res in r.json()["results"]] == ["opened", "opened"]
+    assert r.json() == accepted("aaa1", "bbb2")
+    assert outcomes("aaa1", "bbb2") == ["opened", "opened"]
     incidents = {i.dedup_key: i for i in Incident.objects.all()}
     assert set(incidents) == {"aaa1", "bbb2"}
     first = incidents["aaa1"]
@@ -92,7 +104,10 @@ def test_each_alert_is_an_event_keyed_by_fingerprint(client, am_integration):
     # One resolved entry resolves only its own incident.
     body = notification(am_alert("aaa1", "resolved"), am_alert("bbb2", instance="https://b.example.org"))
     r = post_json(client, am_url(am_integration), body)
-    assert [res["outcome"] for res in r.json()["results"]] == ["resolved", "grouped"]
+    assert r.status_code == 202 and r.json() == accepted("aaa1", "bbb2")
+    assert outcomes("aaa1", "bbb2") == ["resolved", "grouped"]
+    assert Alert.objects.filter(dedup_key="aaa1").order_by("-pk").first().outcome_detail == (
+        f"Resolved {first.ref}")
     statuses = dict(Incident.objects.values_list("dedup_key", "status"))
     assert statuses == {"aaa1": "resolved", "bbb2": "triggered"}
 
@@ -123,7 +138,7 @@ def test_group_mode_one_incident_per_group_resolved_only_when_all_resolved(
     integration = make_integration(service_a, "alertmanager", options={"group_by": "group"})
     a, b = am_alert("aaa1"), am_alert("bbb2", instance="https://b.example.org", severity="warning")
     r = post_json(client, am_url(integration), notification(a, b))
-    assert r.status_code == 202 and r.json()["events"] == 1
+    assert r.status_code == 202 and r.json() == accepted(GROUP_KEY)
     incident = Incident.objects.get()
     assert incident.dedup_key == GROUP_KEY
     assert incident.severity == "SEV1"  # the worst firing alert of the group
@@ -135,14 +150,16 @@ def test_group_mode_one_incident_per_group_resolved_only_when_all_resolved(
 
     # One alert of the group resolved, the group still firing: stays open.
     r = post_json(client, am_url(integration), notification(am_alert("aaa1", "resolved"), b))
-    assert r.json()["results"][0]["outcome"] == "grouped"
+    assert r.status_code == 202 and r.json() == accepted(GROUP_KEY)
+    assert outcomes(GROUP_KEY) == ["grouped"]
     incident.refresh_from_db()
     assert incident.status == "triggered" and incident.alert_count == 2
 
     # Whole group resolved: the incident resolves.
     body = notification(am_alert("aaa1", "resolved"), {**b, "status": "resolved"})
     r = post_json(client, am_url(integration), body)
-    assert r.json()["results"][0]["outcome"] == "resolved"
+    assert r.status_code == 202 and r.json() == accepted(GROUP_KEY)
+    assert outcomes(GROUP_KEY) == ["resolved"]
     incident.refresh_from_db()
     assert incident.status == "resolved"
 
@@ -250,6 +267,7 @@ def test_grafana_notification(client, grafana_integration):
     body = grafana_notification(am_alert("c6ea"), am_alert("bc97", instance="https://b"))
     r = post_json(client, grafana_url(grafana_integration), body)
     assert r.status_code == 202, r.content
+    assert r.json() == accepted("c6ea", "bc97")
     alert = Alert.objects.get(dedup_key="c6ea")
     assert "Value: [ var='B' labels={} value=0 ]" in alert.details
     texts = {link["text"] for link in alert.links}

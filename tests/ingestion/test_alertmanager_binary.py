@@ -1,6 +1,7 @@
 """The real Prometheus Alertmanager (Debian's prometheus-alertmanager) sending its
 webhook to a live ircore: alerts posted to Alertmanager's API open incidents, and
-ending them resolves the incidents."""
+ending them resolves the incidents. ircore queues what Alertmanager sends; every look
+at the database applies the queue first, as the clock's applier would."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from incidents.models import Incident
+from incidents.alert_queue import queue_drain
+from incidents.models import Alert, Incident, QueuedEvent
 
 BINARY = "/usr/bin/prometheus-alertmanager"
 DEADLINE = 20.0  # seconds for each wait; Alertmanager is told to flush every second
@@ -129,6 +131,7 @@ def test_alertmanager_opens_and_resolves_incidents(alertmanager):
 
     def incidents(**filters) -> int:
         with server.lock:
+            queue_drain()
             return Incident.objects.filter(service=integration.service, **filters).count()
 
     _wait_for("two incidents", lambda: incidents(status="triggered") == 2, log)
@@ -141,6 +144,13 @@ def test_alertmanager_opens_and_resolves_incidents(alertmanager):
     _post_alerts(api, [_ended(alert) for alert in alerts])
     _wait_for("both incidents resolved", lambda: incidents(status="resolved") == 2, log)
     assert incidents() == 2
+    with server.lock:
+        outcomes = sorted(Alert.objects.filter(outcome__in=["opened", "resolved"])
+                          .values_list("dedup_key", "outcome"))
+        assert not QueuedEvent.objects.exists()
+    keys = sorted(r["dedup_key"] for r in rows)
+    assert outcomes == [(keys[0], "opened"), (keys[0], "resolved"), (keys[1], "opened"),
+                        (keys[1], "resolved")]
 
 
 @pytest.mark.parametrize("alertmanager", [{"group_by": "group"}], indirect=True)
@@ -151,6 +161,7 @@ def test_group_mode_resolves_when_the_whole_group_is_resolved(alertmanager):
 
     def incident() -> Incident | None:
         with server.lock:
+            queue_drain()
             return Incident.objects.filter(service=integration.service).first()
 
     _wait_for("the group's incident", lambda: incident() is not None, log)

@@ -1,6 +1,7 @@
 import pytest
 
-from incidents.models import Alert, Incident, TimelineEntry
+from incidents.alert_queue import queue_drain
+from incidents.models import Alert, Incident, QueuedEvent, TimelineEntry
 
 
 @pytest.fixture
@@ -9,16 +10,31 @@ def integration(service_a, make_integration):
 
 
 def post(client, integration, data, **kw):
-    return client.post(f"/integrations/generic/{integration.token}/", data,
-                       content_type=kw.pop("content_type", "application/json"), **kw)
+    """POST to the generic endpoint, then apply the queue as the clock's applier would."""
+    response = client.post(f"/integrations/generic/{integration.token}/", data,
+                           content_type=kw.pop("content_type", "application/json"), **kw)
+    queue_drain()
+    return response
+
+
+def accepted(key: str) -> dict:
+    return {"status": "accepted", "message": "Event accepted", "dedup_key": key}
+
+
+def last_alert() -> Alert:
+    return Alert.objects.order_by("-pk").first()
 
 
 def test_trigger_opens_incident_and_second_trigger_groups(client, integration):
     r1 = post(client, integration, {"summary": "disk full", "dedup_key": "k1", "severity": "critical"})
     assert r1.status_code == 202, r1.content
-    assert r1.json()["outcome"] == "opened"
+    assert r1.json() == accepted("k1")
+    incident = Incident.objects.get()
+    assert (last_alert().outcome, last_alert().outcome_detail) == ("opened", f"Opened {incident.ref}")
     r2 = post(client, integration, {"summary": "disk full again", "dedup_key": "k1"})
-    assert r2.json()["outcome"] == "grouped"
+    assert r2.status_code == 202 and r2.json() == accepted("k1")
+    assert (last_alert().outcome, last_alert().outcome_detail) == ("grouped", f"Added to {incident.ref}")
+    assert not QueuedEvent.objects.exists()
     incident = Incident.objects.get()
     assert incident.severity == "SEV1" and incident.priority == "P1"
     assert incident.alert_count == 2 and incident.alerts.count() == 2
@@ -28,17 +44,22 @@ def test_trigger_opens_incident_and_second_trigger_groups(client, integration):
 def test_resolve_then_same_key_opens_new_incident(client, integration):
     post(client, integration, {"summary": "x", "dedup_key": "k"})
     r = post(client, integration, {"summary": "x", "dedup_key": "k", "action": "resolve"})
-    assert r.json()["outcome"] == "resolved"
+    assert r.status_code == 202 and r.json() == accepted("k")
+    first = Incident.objects.get()
+    assert (last_alert().outcome, last_alert().incident) == ("resolved", first)
     post(client, integration, {"summary": "x", "dedup_key": "k"})
+    assert last_alert().outcome == "opened" and last_alert().incident != first
     assert list(Incident.objects.order_by("number").values_list("status", flat=True)) == [
         "resolved", "triggered"]
 
 
 def test_ack_without_open_incident_changes_nothing(client, integration):
     r = post(client, integration, {"summary": "x", "dedup_key": "nope", "action": "acknowledge"})
-    assert r.status_code == 202
-    assert r.json()["outcome"] == "no_open_incident"
-    assert Incident.objects.count() == 0 and Alert.objects.count() == 1
+    assert r.status_code == 202 and r.json() == accepted("nope")
+    alert = Alert.objects.get()
+    assert alert.outcome == "no_open_incident" and alert.incident is None
+    assert alert.outcome_detail == "No open incident with dedup key 'nope' on payments-api: nothing changed"
+    assert Incident.objects.count() == 0
 
 
 @pytest.mark.parametrize("body,field", [
@@ -65,7 +86,12 @@ def test_form_body_and_details_object(client, integration):
                     "summary=queue+backlog&severity=warning&labels=%7B%22env%22%3A%22prod%22%7D",
                     content_type="application/x-www-form-urlencoded")
     assert r.status_code == 202, r.content
+    key = r.json()["dedup_key"]
+    assert r.json() == accepted(key) and len(key) == 32  # generated when the event has none
+    assert QueuedEvent.objects.count() == 1 and Alert.objects.count() == 0  # queued, not applied yet
+    queue_drain()
     alert = Alert.objects.get()
+    assert alert.dedup_key == key and alert.outcome == "opened"
     assert (alert.summary, alert.severity, alert.labels) == ("queue backlog", "SEV3", {"env": "prod"})
     post(client, integration, {"summary": "y", "details": {"queue": "mail", "depth": 1200}})
     assert Alert.objects.get(summary="y").details == "queue: mail\ndepth: 1200"
@@ -93,5 +119,12 @@ def test_generic_bad_bodies_are_400(client, integration, body, content_type, nee
 def test_acknowledge_via_generic(client, integration):
     post(client, integration, {"summary": "x", "dedup_key": "k"})
     r = post(client, integration, {"summary": "x", "dedup_key": "k", "action": "acknowledge"})
-    assert r.json()["outcome"] == "acknowledged"
-    assert Incident.objects.get().status == "acknowledged"
+    assert r.status_code == 202 and r.json() == accepted("k")
+    incident = Incident.objects.get()
+    assert incident.status == "acknowledged"
+    alert = last_alert()
+    assert (alert.outcome, alert.outcome_detail) == ("acknowledged", f"Acknowledged {incident.ref}")
+    # A second acknowledge is accepted, changes nothing and says so on its alert.
+    post(client, integration, {"summary": "x", "dedup_key": "k", "action": "acknowledge"})
+    assert last_alert().outcome_detail == f"{incident.ref} was already acknowledged"
+    assert incident.timeline.filter(kind="acknowledged").count() == 1

@@ -1,5 +1,6 @@
 """413, 429 and 503 on every ingestion endpoint, with real bodies and a really
-unavailable database; nothing half-written."""
+unavailable database; nothing half-written. And a processing failure in the queue's
+applier: kept as a failed alert, never lost, re-processable."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ import pytest
 import time_machine
 from django.db import connection
 
-from incidents.models import Alert, Incident, TimelineEntry
+from incidents.alert_queue import queue_apply_batch
+from incidents.models import Alert, Incident, QueuedEvent, TimelineEntry
+from incidents.services import alert_reprocess
 from tests.ingestion.conftest import database_unavailable, post_json
 from tests.ingestion.test_alertmanager import am_alert, grafana_notification, notification
 
@@ -46,8 +49,9 @@ def endpoints(service_a, make_integration):
 ENDPOINTS = ["generic", "pagerduty", "pagerduty-change", "alertmanager", "grafana"]
 
 
-def _stored() -> tuple[int, int, int]:
-    return Alert.objects.count(), Incident.objects.count(), TimelineEntry.objects.count()
+def _stored() -> tuple[int, int, int, int]:
+    return (Alert.objects.count(), Incident.objects.count(), TimelineEntry.objects.count(),
+            QueuedEvent.objects.count())
 
 
 @pytest.mark.parametrize("name", ENDPOINTS)
@@ -66,7 +70,7 @@ def test_oversized_body_is_413(client, endpoints, settings, name):
     r = post_json(client, url, raw)
     assert r.status_code == 413, r.content
     assert "512 KB" in r.json()["message"]
-    assert _stored() == (0, 0, 0)
+    assert _stored() == (0, 0, 0, 0)
 
 
 def test_body_just_under_the_limit_is_accepted(client, endpoints, settings):
@@ -119,62 +123,107 @@ def test_database_unavailable_is_503_and_nothing_is_written(client, endpoints, n
     integration, url, build = endpoints[name]
     before = _stored()
     with database_unavailable():
-        r = post_json(client, url, build(1))
+        r = post_json(client, url, build(1), apply=False)
     assert r.status_code == 503, r.content
     assert r["Retry-After"] == "30"
     assert "not stored" in r.json()["message"]
-    assert _stored() == before
+    assert _stored() == before  # not even queued
     # And once the database is back, the sender's retry goes through.
     assert post_json(client, url, build(1)).status_code == 202
+    assert QueuedEvent.objects.count() == 0
+    if name == "pagerduty-change":
+        assert TimelineEntry.objects.filter(kind="change").count() == 1
+    else:
+        assert Alert.objects.count() == 1 and Incident.objects.count() == 1
 
 
 @pytest.fixture
 def failing_alert_insert(db):
-    """A real database error for one event: a trigger that aborts inserting an alert
-    whose dedup key is 'boom' (as a full disk or a lost connection would)."""
+    """A real database error while applying one event: a trigger that aborts inserting
+    an alert whose dedup key is 'boom' (a constraint or a bug that only this event hits),
+    except as a failed alert. Returns a function that removes the trigger again."""
     table = Alert._meta.db_table
     with connection.cursor() as cursor:
         if connection.vendor == "sqlite":
             cursor.execute(
-                f"CREATE TRIGGER boom BEFORE INSERT ON {table} WHEN NEW.dedup_key = 'boom' "
+                f"CREATE TRIGGER boom BEFORE INSERT ON {table} "
+                "WHEN NEW.dedup_key = 'boom' AND NEW.outcome <> 'failed' "
                 "BEGIN SELECT RAISE(ABORT, 'simulated storage failure'); END"
             )
         else:
             cursor.execute(
-                "CREATE FUNCTION boom() RETURNS trigger AS $$ BEGIN IF NEW.dedup_key = 'boom' THEN "
+                "CREATE FUNCTION boom() RETURNS trigger AS $$ BEGIN "
+                "IF NEW.dedup_key = 'boom' AND NEW.outcome <> 'failed' THEN "
                 "RAISE EXCEPTION 'simulated storage failure'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql"
             )
             cursor.execute(
                 f"CREATE TRIGGER boom BEFORE INSERT ON {table} FOR EACH ROW EXECUTE FUNCTION boom()"
             )
-    yield
-    with connection.cursor() as cursor:
-        if connection.vendor == "sqlite":
-            cursor.execute("DROP TRIGGER boom")
-        else:
-            cursor.execute(f"DROP TRIGGER boom ON {table}")
-            cursor.execute("DROP FUNCTION boom()")
+    armed = [True]
+
+    def disarm() -> None:
+        if not armed[0]:
+            return
+        armed[0] = False
+        with connection.cursor() as cursor:
+            if connection.vendor == "sqlite":
+                cursor.execute("DROP TRIGGER boom")
+            else:
+                cursor.execute(f"DROP TRIGGER boom ON {table}")
+                cursor.execute("DROP FUNCTION boom()")
+
+    yield disarm
+    disarm()
 
 
-def test_failure_on_one_alert_of_a_notification_is_503_and_retry_completes(
+def test_processing_failure_of_one_event_is_a_failed_alert_and_reprocessing_completes(
     client, endpoints, failing_alert_insert
 ):
     integration, url, _ = endpoints["alertmanager"]
-    body = notification(am_alert("good"), am_alert("boom"))
-    r = post_json(client, url, body)
-    assert r.status_code == 503
-    # Each event is its own transaction: the first is fully stored, the failed one
-    # left nothing behind (no alert, no incident, no timeline entry).
-    assert list(Alert.objects.values_list("dedup_key", flat=True)) == ["good"]
-    assert list(Incident.objects.values_list("dedup_key", flat=True)) == ["good"]
+    # The failure happens in the applier, after the answer: the notification is accepted.
+    r = post_json(client, url, notification(am_alert("good"), am_alert("boom"), am_alert("after")),
+                  apply=False)
+    assert r.status_code == 202, r.content
+    assert r.json()["dedup_keys"] == ["good", "boom", "after"]
+    assert post_json(client, url, notification(am_alert("good")), apply=False).status_code == 202
+    assert QueuedEvent.objects.count() == 4 and Alert.objects.count() == 0
+
+    assert queue_apply_batch() == 4  # one batch: it fails, then its events go one by one
+    assert QueuedEvent.objects.count() == 0
+    # The others of the batch are applied, in order ...
+    good = Incident.objects.get(dedup_key="good")
+    assert list(good.alerts.order_by("pk").values_list("outcome", flat=True)) == ["opened", "grouped"]
+    assert good.alert_count == 2
+    assert Alert.objects.get(dedup_key="after").outcome == "opened"
+    # ... and the failing one is kept, marked failed with the error, without side effects.
+    failed = Alert.objects.get(dedup_key="boom")
+    assert (failed.outcome, failed.incident, failed.integration) == ("failed", None, integration)
+    assert "simulated storage failure" in failed.outcome_detail
+    assert failed.summary == "BlackBox Probe Failure: https://a.example.org"
+    assert failed.payload["alerts"] == [am_alert("boom")]
+    assert not Incident.objects.filter(dedup_key="boom").exists()
     assert TimelineEntry.objects.filter(incident__dedup_key="boom").count() == 0
+    assert Incident.objects.count() == 2
+
+    # Once the cause is gone, the console's re-process (Alerts -> "Re-process selected
+    # failed alerts") runs it through the pipeline; the failed row is replaced.
+    failing_alert_insert()
+    result = alert_reprocess(alert=failed)
+    assert result.outcome == "opened"
+    assert not Alert.objects.filter(pk=failed.pk).exists()
+    alert = Alert.objects.get(dedup_key="boom")
+    assert alert.outcome == "opened" and alert.incident.dedup_key == "boom"
+    assert alert.incident.timeline.filter(kind="triggered").count() == 1
+    assert Alert.objects.count() == 4 and Incident.objects.count() == 3
 
 
 def test_retry_after_partial_failure_is_harmless(client, endpoints):
     integration, url, _ = endpoints["alertmanager"]
     post_json(client, url, notification(am_alert("good")))
-    # Alertmanager retries the whole notification: the already stored alert joins
-    # its incident instead of opening a second one.
+    # A sender that retries the whole notification (its request timed out, say): the
+    # already stored alert joins its incident instead of opening a second one.
     r = post_json(client, url, notification(am_alert("good"), am_alert("boom")))
-    assert [x["outcome"] for x in r.json()["results"]] == ["grouped", "opened"]
+    assert r.status_code == 202 and r.json()["dedup_keys"] == ["good", "boom"]
+    assert list(Alert.objects.order_by("pk").values_list("dedup_key", "outcome")) == [
+        ("good", "opened"), ("good", "grouped"), ("boom", "opened")]
     assert Incident.objects.count() == 2

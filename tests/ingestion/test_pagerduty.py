@@ -34,12 +34,21 @@ def trigger(integration, **overrides):
     return event
 
 
+def processed(key: str) -> dict:
+    """PagerDuty's own answer to an accepted event, word for word."""
+    return {"status": "success", "message": "Event processed", "dedup_key": key}
+
+
+def last_alert() -> Alert:
+    return Alert.objects.order_by("-pk").first()
+
+
 def test_trigger_without_dedup_key_generates_one_and_stores_everything(client, pd_integration):
     r = post_json(client, ENQUEUE, trigger(pd_integration))
     assert r.status_code == 202, r.content
     body = r.json()
-    assert body["status"] == "success" and body["message"] == "Event processed"
     key = body["dedup_key"]
+    assert body == processed(key)
     assert len(key) >= 16
     incident = Incident.objects.get()
     assert incident.dedup_key == key
@@ -73,23 +82,25 @@ def test_severity_mapping(client, pd_integration, severity, expected):
 def test_trigger_ack_resolve_cycle_and_new_incident_after_resolve(client, pd_integration):
     key = "disk/host1"
     r = post_json(client, ENQUEUE, trigger(pd_integration, dedup_key=key))
-    assert r.json()["dedup_key"] == key
+    assert r.json() == processed(key)
     r = post_json(client, ENQUEUE, trigger(pd_integration, dedup_key=key))
-    assert r.json()["outcome"] == "grouped"
+    assert r.status_code == 202 and r.json() == processed(key)
     incident = Incident.objects.get()
+    assert (last_alert().outcome, last_alert().outcome_detail) == ("grouped", f"Added to {incident.ref}")
     assert incident.alert_count == 2
 
     ack = {"routing_key": pd_integration.token, "dedup_key": key, "event_action": "acknowledge"}
     r = post_json(client, ENQUEUE, ack)
-    assert r.status_code == 202 and r.json() == {
-        "status": "success", "message": "Event processed", "dedup_key": key,
-        "outcome": "acknowledged", "detail": f"Acknowledged {incident.ref}", "incident": incident.ref,
-    }
+    assert r.status_code == 202 and r.json() == processed(key)
+    alert = last_alert()
+    assert (alert.action, alert.outcome, alert.outcome_detail, alert.incident) == (
+        "acknowledge", "acknowledged", f"Acknowledged {incident.ref}", incident)
     incident.refresh_from_db()
     assert incident.status == "acknowledged" and incident.acknowledged_at is not None
 
     r = post_json(client, ENQUEUE, {**ack, "event_action": "resolve"})
-    assert r.json()["outcome"] == "resolved"
+    assert r.status_code == 202 and r.json() == processed(key)
+    assert (last_alert().outcome, last_alert().outcome_detail) == ("resolved", f"Resolved {incident.ref}")
     incident.refresh_from_db()
     assert incident.status == "resolved" and incident.resolved_at is not None
 
@@ -99,8 +110,10 @@ def test_trigger_ack_resolve_cycle_and_new_incident_after_resolve(client, pd_int
         "resolved", "triggered"]
     # ... and acknowledge/resolve of an unknown key change nothing and say so.
     r = post_json(client, ENQUEUE, {**ack, "dedup_key": "never-seen", "event_action": "resolve"})
-    assert r.status_code == 202 and r.json()["outcome"] == "no_open_incident"
-    assert "nothing changed" in r.json()["detail"]
+    assert r.status_code == 202 and r.json() == processed("never-seen")
+    alert = last_alert()
+    assert alert.outcome == "no_open_incident" and alert.incident is None
+    assert "nothing changed" in alert.outcome_detail
     assert Incident.objects.filter(status="triggered").count() == 1
 
 
