@@ -354,3 +354,51 @@ def test_memoized_filters_give_what_the_built_in_ones_give(language):
         assert memo.render(Context(context)) == expected
         assert memo.render(Context(context)) == expected  # from the memo
     assert "+01:00" in expected and "+02:00" in expected and "&lt;b&gt;" in expected
+
+
+# --------------------------------------------------------------------------- component rows
+
+# The template loop that statuspage.display.component_rows_html replaced, verbatim.
+ROWS_TEMPLATE = """{% for r in g.rows %}<div class="comp">
+<div class="row"><span class="name">{{ r.component.name }}</span>
+<span class="st {{ r.component.status }}"><span aria-hidden="true">{{ r.symbol }}</span> \
+{{ r.label }}</span></div>
+{% if r.component.description %}<div class="desc">{{ r.component.description }}</div>{% endif %}
+{% if r.bars %}{{ r.bars }}
+<div class="axis"><span class="d90">{{ uptime_days }} days ago</span><span class="d30">30 days ago</span>\
+<span class="line"></span><span>{{ r.uptime }} uptime{% if r.bad_days %}<span class="sr">, {{ r.bad_days }} \
+day{{ r.bad_days|pluralize }} with problems</span>{% endif %}</span><span class="line"></span>\
+<span>Today</span></div>{% endif %}
+</div>{% endfor %}"""
+
+
+def test_component_rows_are_what_the_template_loop_made():
+    from django.template import Context, Template
+    from django.utils.safestring import mark_safe
+
+    from statuspage import display
+    from statuspage.models import Component
+
+    rows = []
+    for i, (name, description, status, bad) in enumerate(
+        [
+            ('Payments <API> & "v2"', "Cards & <b>wallets</b>", "major_outage", 1),
+            ("Website", "", "operational", 0),
+            ("Search", "Full-text 'search'", "degraded_performance", 7),
+            ("Hidden bars", "", "partial_outage", 2),
+        ]
+    ):
+        component = Component(name=name, description=description, status=status)
+        rows.append(
+            {
+                "component": component,
+                "label": display.STATUS_LABEL[status],
+                "symbol": display.STATUS_SYMBOL[status],
+                "bars": mark_safe(f'<div class="barwrap"><svg>{i}</svg></div>') if i != 3 else "",
+                "uptime": "99.95%" if i != 3 else "",
+                "bad_days": bad,
+            }
+        )
+    expected = Template(ROWS_TEMPLATE).render(Context({"g": {"rows": rows}, "uptime_days": 90}))
+    assert display.component_rows_html(rows, 90) == expected
+    assert "&lt;API&gt; &amp; &quot;v2&quot;" in expected and "1 day with problems" in expected
