@@ -19,12 +19,10 @@ FAILED alert (never lost, re-processable from the console).
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
+import time
 import uuid
-from collections.abc import Iterable
-from dataclasses import dataclass, replace
 from datetime import datetime
 
 from django.db import (
@@ -37,27 +35,10 @@ from django.db import (
 )
 from django.utils import timezone
 
-from incidents import signals
-from incidents.events import DEFAULT_PRIORITY_FOR_SEVERITY, AlertEvent
-from incidents.models import (
-    Alert,
-    AlertAction,
-    Incident,
-    Integration,
-    MaintenanceWindow,
-    QueuedEvent,
-    Service,
-    TimelineEntry,
-    TriageRule,
-)
-from incidents.services import (
-    SEVERITY_RANK,
-    alert_build,
-    alert_ingest,
-    alert_mark_suppressed,
-    alert_store_failed,
-)
-from incidents.triage import TriageResult, triage_apply
+from incidents.alert_batch import AlertBatch
+from incidents.events import AlertEvent, event_from_json, event_to_json
+from incidents.models import Alert, Integration, QueuedEvent, Service
+from incidents.services import alert_build, alert_ingest, alert_store_failed
 from ircore.counters import counter_next
 
 log = logging.getLogger(__name__)
@@ -66,19 +47,11 @@ BATCH_SIZE = 500
 # How long an idle applier waits before looking again: the added latency of a quiet
 # system, and 20 cheap primary-key look-ups a second.
 IDLE_WAIT_SECONDS = 0.05
-
-_EVENT_FIELDS = ("action", "summary", "details", "severity", "priority", "dedup_key", "source",
-                 "labels", "links", "payload")
-
-
-def event_dumps(event: AlertEvent) -> str:
-    return json.dumps({name: getattr(event, name) for name in _EVENT_FIELDS}, default=str)
-
-
-def event_loads(text: str) -> AlertEvent:
-    data = json.loads(text)
-    return AlertEvent(**{name: data[name] for name in _EVENT_FIELDS if name in data})
-
+# After a batch that did not fill up, wait until this long after its start: under load,
+# events then arrive in batches of a few hundred, whose fixed costs (rules, windows,
+# locks, statements) are shared, instead of a trickle of tiny ones that cost several
+# times more per event. It is the most an event waits for a busy applier.
+BATCH_INTERVAL_SECONDS = 0.2
 
 def events_enqueue(
     *, integration: Integration, events: list[AlertEvent], received_at: datetime | None = None
@@ -86,15 +59,26 @@ def events_enqueue(
     """Store validated events durably (one INSERT, its own commit unless the caller
     holds a transaction); return their dedup keys. A key is generated here for an event
     without one, so the sender gets the key it can acknowledge or resolve with later."""
-    now = received_at or timezone.now()
+    at = connection.ops.adapt_datetimefield_value(received_at or timezone.now())
     rows = []
     for event in events:
         if not event.dedup_key:
             event.dedup_key = uuid.uuid4().hex
-        rows.append(QueuedEvent(integration_id=integration.pk, service_id=integration.service_id,
-                                event=event_dumps(event), received_at=now))
-    QueuedEvent.objects.bulk_create(rows)
+        rows.append((integration.pk, integration.service_id, event_to_json(event), at))
+    # A plain INSERT rather than bulk_create: this is the whole database work of an
+    # ingestion request, and the ORM's statement building costs twice the insert.
+    with connection.cursor() as cursor:
+        if len(rows) == 1:
+            cursor.execute(_INSERT_SQL, rows[0])  # executemany costs more for one row
+        else:
+            cursor.executemany(_INSERT_SQL, rows)
     return [event.dedup_key for event in events]
+
+
+_INSERT_SQL = (
+    f"INSERT INTO {QueuedEvent._meta.db_table} (integration_id, service_id, event, received_at, error) "
+    "VALUES (%s, %s, %s, %s, '')"
+)
 
 
 # --------------------------------------------------------------------------- applying
@@ -102,24 +86,25 @@ def events_enqueue(
 
 def queue_apply_batch(*, limit: int = BATCH_SIZE) -> int:
     """Apply up to ``limit`` of the oldest queued events; return how many."""
-    if not QueuedEvent.objects.exists():  # idle polling stays a read
+    pending = QueuedEvent.objects.filter(error="")
+    if not pending.exists():  # idle polling stays a read
         return 0
     with transaction.atomic():
         counter_next(name="alert-queue-batch")  # one batch at a time, in id order
-        items = list(QueuedEvent.objects.order_by("id")[:limit])
+        items = list(pending.order_by("id")[:limit])
         if not items:
             return 0
+        done = items
         try:
             with transaction.atomic():
-                _Batch(items).apply()
+                AlertBatch(items, orphan=_store_orphan).apply()
         except (OperationalError, InterfaceError):
             raise  # the database is gone: the events stay queued for the next try
         except Exception:  # noqa: BLE001 - one bad event must not block the queue
             log.exception("Applying a batch of %d queued events failed; applying them one by one",
                           len(items))
-            for item in items:
-                _apply_alone(item)
-        QueuedEvent.objects.filter(pk__in=[item.pk for item in items]).delete()
+            done = [item for item in items if _apply_alone(item)]
+        QueuedEvent.objects.filter(pk__in=[item.pk for item in done]).delete()
     return len(items)
 
 
@@ -132,11 +117,14 @@ def queue_drain(*, limit: int = BATCH_SIZE) -> int:
     return total
 
 
-def queue_applier_run(stop: threading.Event, *, idle_wait: float = IDLE_WAIT_SECONDS) -> None:
-    """The applier loop: a batch as soon as the previous one is done, a short wait when
-    the queue is empty, a longer one after a database error."""
+def queue_applier_run(
+    stop: threading.Event, *, idle_wait: float = IDLE_WAIT_SECONDS, interval: float = BATCH_INTERVAL_SECONDS
+) -> None:
+    """The applier loop: full batches back to back, a partial one every ``interval``,
+    a look every ``idle_wait`` while the queue is empty, a pause after an error."""
     log.info("alert queue applier started")
     while not stop.is_set():
+        started = time.monotonic()
         try:
             applied = queue_apply_batch()
         except DatabaseError:
@@ -151,11 +139,15 @@ def queue_applier_run(stop: threading.Event, *, idle_wait: float = IDLE_WAIT_SEC
         if not applied:
             close_old_connections()
             stop.wait(idle_wait)
+        elif applied < BATCH_SIZE:
+            stop.wait(max(0.0, interval - (time.monotonic() - started)))
     connection.close()
 
 
-def _apply_alone(item: QueuedEvent) -> None:
-    event = event_loads(item.event)
+def _apply_alone(item: QueuedEvent) -> bool:
+    """Apply one event in its own savepoint; if that fails, keep it as a FAILED alert.
+    False if even that failed: the event then stays in the queue, marked."""
+    event = event_from_json(item.event)
     integration = Integration.objects.select_related("service").filter(pk=item.integration_id).first()
     try:
         with transaction.atomic():
@@ -163,12 +155,26 @@ def _apply_alone(item: QueuedEvent) -> None:
                 _store_orphan(item, event)
             else:
                 alert_ingest(integration=integration, event=event, received_at=item.received_at)
+        return True
     except (OperationalError, InterfaceError):
         raise
     except Exception as exc:  # noqa: BLE001 - keep the event whatever went wrong
         log.exception("Applying queued event %s failed", item.pk)
-        if integration is not None:
-            alert_store_failed(integration=integration, event=event_loads(item.event), error=repr(exc))
+        error = repr(exc)
+    try:
+        with transaction.atomic():
+            if integration is not None:
+                alert_store_failed(integration=integration, event=event_from_json(item.event), error=error,
+                                   received_at=item.received_at)
+                return True
+    except (OperationalError, InterfaceError):
+        raise
+    except Exception as exc:  # noqa: BLE001
+        log.critical("Queued event %s can neither be applied nor kept as an alert; it stays queued",
+                     item.pk, exc_info=True)
+        error = f"{error}; keeping it as a failed alert failed too: {exc!r}"
+    QueuedEvent.objects.filter(pk=item.pk).update(error=error[:4000])
+    return False
 
 
 def _store_orphan(item: QueuedEvent, event: AlertEvent) -> None:
@@ -177,210 +183,8 @@ def _store_orphan(item: QueuedEvent, event: AlertEvent) -> None:
     if not Service.objects.filter(pk=item.service_id).exists():
         log.warning("Dropping queued event %s: its integration and service were deleted", item.pk)
         return
-    alert = alert_build(integration=None, service=Service(pk=item.service_id), event=event, window=None,
-                        at=item.received_at)
+    alert = alert_build(integration=None, service=Service(pk=item.service_id), event=event,
+                        sent_key=event.dedup_key, window=None, at=item.received_at)
     alert.outcome = Alert.Outcome.FAILED
     alert.outcome_detail = "The integration was deleted before this event was applied."
     alert.save(force_insert=True)
-
-
-@dataclass
-class _Plan:
-    item: QueuedEvent
-    integration: Integration | None
-    event: AlertEvent  # as received, for alert_ingest
-    triaged: AlertEvent  # after triage rules
-    triage: TriageResult
-    service: Service
-
-
-class _Batch:
-    """One transaction's worth of queued events. Repeats of an open incident (the
-    bulk of any alert stream) are collected and written together; everything else
-    goes through ``alert_ingest`` in order."""
-
-    def __init__(self, items: list[QueuedEvent]) -> None:
-        self.items = items
-        self.alerts: list[Alert] = []
-        self.severity_entries: dict[int, TimelineEntry] = {}  # by position in self.alerts
-        self.deltas: dict[int, list] = {}  # incident pk -> [alerts added, last alert at, raised severity]
-        self.open: dict[tuple[int, str], Incident] = {}
-
-    def apply(self) -> None:
-        plans = self._plan()
-        windows = self._windows(plans)
-        self._lock_open_incidents(plans)
-        for plan in plans:
-            key = (plan.service.pk, plan.triaged.dedup_key[:255])
-            if plan.integration is None:
-                self._flush()
-                _store_orphan(plan.item, plan.event)
-            elif plan.triage.suppress:
-                window = self._window_at(windows, plan)
-                alert = self._alert(plan, window)
-                alert_mark_suppressed(alert, ", ".join(rule.name for rule in plan.triage.applied))
-                self.alerts.append(alert)
-            elif plan.triaged.action == AlertAction.TRIGGER and key in self.open:
-                self._group(plan, self.open[key], self._window_at(windows, plan))
-            else:
-                self._flush()
-                self._ingest_alone(plan)
-        self._flush()
-
-    # ------------------------------------------------------------------ reading
-
-    def _plan(self) -> list[_Plan]:
-        integrations = Integration.objects.select_related("service").in_bulk(
-            {item.integration_id for item in self.items}
-        )
-        teams = {i.service.team_id for i in integrations.values()}
-        rules: dict[int, list[TriageRule]] = {team: [] for team in teams}
-        for rule in TriageRule.objects.filter(team_id__in=teams, enabled=True).order_by("position", "id"):
-            rules[rule.team_id].append(rule)
-        plans = []
-        for item in self.items:
-            event = event_loads(item.event)
-            integration = integrations.get(item.integration_id)
-            if integration is None:
-                plans.append(_Plan(item, None, event, event, TriageResult(), Service(pk=item.service_id)))
-                continue
-            service = integration.service
-            # triage_apply changes the event it is given; alert_ingest needs the original.
-            triaged = replace(event)
-            result = triage_apply(rules[service.team_id], triaged, service_id=service.pk,
-                                  integration_id=integration.pk)
-            if not triaged.priority:
-                triaged.priority = DEFAULT_PRIORITY_FOR_SEVERITY[triaged.severity]
-            plans.append(_Plan(item, integration, event, triaged, result, service))
-        routes = {p.triage.route_to_service_id for p in plans if p.triage.route_to_service_id}
-        if routes:
-            routed = Service.objects.in_bulk(routes)
-            for plan in plans:
-                target = routed.get(plan.triage.route_to_service_id)
-                # Only within the team, as alert_ingest does.
-                if target is not None and target.team_id == plan.service.team_id:
-                    plan.service = target
-        return plans
-
-    def _windows(self, plans: list[_Plan]) -> dict[int, list[MaintenanceWindow]]:
-        """The maintenance windows of the batch's services that overlap its time span,
-        in ``service_in_maintenance``'s order (soonest end first); one query."""
-        times = [p.item.received_at for p in plans]
-        links = (
-            MaintenanceWindow.services.through.objects.filter(
-                service_id__in={p.service.pk for p in plans},
-                maintenancewindow__starts_at__lte=max(times),
-                maintenancewindow__ends_at__gt=min(times),
-            )
-            .select_related("maintenancewindow")
-            .order_by("maintenancewindow__ends_at")
-        )
-        by_service: dict[int, list[MaintenanceWindow]] = {}
-        for link in links:
-            by_service.setdefault(link.service_id, []).append(link.maintenancewindow)
-        return by_service
-
-    @staticmethod
-    def _window_at(windows: dict[int, list[MaintenanceWindow]], plan: _Plan) -> MaintenanceWindow | None:
-        at = plan.item.received_at
-        for window in windows.get(plan.service.pk, ()):
-            if window.starts_at <= at < window.ends_at:
-                return window
-        return None
-
-    def _lock_open_incidents(self, plans: Iterable[_Plan]) -> None:
-        triggers = [p for p in plans if p.triaged.action == AlertAction.TRIGGER and p.integration]
-        if not triggers:
-            return
-        wanted = {(p.service.pk, p.triaged.dedup_key[:255]) for p in triggers}
-        rows = (
-            Incident.objects.select_for_update()
-            .filter(service_id__in={s for s, _ in wanted}, dedup_key__in={k for _, k in wanted})
-            .exclude(status=Incident.Status.RESOLVED)
-            .order_by("pk")  # the same lock order in every batch
-        )
-        for incident in rows:
-            self.open[(incident.service_id, incident.dedup_key)] = incident
-
-    # ------------------------------------------------------------------ writing
-
-    def _alert(self, plan: _Plan, window: MaintenanceWindow | None) -> Alert:
-        return alert_build(integration=plan.integration, service=plan.service, event=plan.triaged,
-                           window=window, at=plan.item.received_at)
-
-    def _group(self, plan: _Plan, incident: Incident, window: MaintenanceWindow | None) -> None:
-        """What ``alert_ingest`` does for a trigger with an open incident, deferred to
-        ``_flush``."""
-        alert = self._alert(plan, window)
-        alert.incident = incident
-        alert.outcome = Alert.Outcome.GROUPED
-        alert.outcome_detail = f"Added to {incident.ref}"
-        at = plan.item.received_at
-        delta = self.deltas.setdefault(incident.pk, [0, at, None])
-        delta[0] += 1
-        delta[1] = max(delta[1], at)
-        if SEVERITY_RANK[alert.severity] < SEVERITY_RANK[incident.severity]:
-            self.severity_entries[len(self.alerts)] = TimelineEntry(
-                incident=incident, service_id=incident.service_id, kind=TimelineEntry.Kind.SEVERITY,
-                via=TimelineEntry.Via.SYSTEM, created_at=at, data={},
-                message=f"Severity raised from {incident.severity} to {alert.severity} by a new alert",
-            )
-            incident.severity = delta[2] = alert.severity
-            transaction.on_commit(
-                lambda incident=incident: signals.incident_updated.send(
-                    sender=Incident, incident=incident, user=None, via=TimelineEntry.Via.INTEGRATION,
-                    fields=["severity"],
-                )
-            )
-        self.alerts.append(alert)
-
-    def _ingest_alone(self, plan: _Plan) -> None:
-        assert plan.integration is not None
-        result = alert_ingest(integration=plan.integration, event=plan.event,
-                              received_at=plan.item.received_at)
-        incident = result.incident
-        if incident is None:
-            return
-        key = (incident.service_id, incident.dedup_key)
-        if incident.status == Incident.Status.RESOLVED:
-            self.open.pop(key, None)
-        else:
-            self.open[key] = incident  # created or locked by alert_ingest in this transaction
-
-    def _flush(self) -> None:
-        if not self.alerts:
-            return
-        Alert.objects.bulk_create(self.alerts)
-        entries = []
-        for position, alert in enumerate(self.alerts):
-            if alert.incident_id is None:
-                continue
-            entries.append(TimelineEntry(
-                incident_id=alert.incident_id, service_id=alert.service_id, kind=TimelineEntry.Kind.ALERT,
-                via=TimelineEntry.Via.INTEGRATION, created_at=alert.received_at,
-                message=f"Alert received: {alert.summary}", data={"alert_id": alert.pk},
-            ))
-            if position in self.severity_entries:
-                entries.append(self.severity_entries[position])
-        TimelineEntry.objects.bulk_create(entries)
-        self._update_incidents()
-        self.alerts, self.severity_entries, self.deltas = [], {}, {}
-
-    def _update_incidents(self) -> None:
-        """One statement for every incident the flushed alerts joined (executemany: a
-        single round trip with psycopg's pipeline)."""
-        if not self.deltas:
-            return
-        ops = connection.ops
-        now = ops.adapt_datetimefield_value(timezone.now())
-        table = connection.ops.quote_name(Incident._meta.db_table)
-        sql = (
-            f"UPDATE {table} SET alert_count = alert_count + %s, last_alert_at = %s, updated_at = %s, "
-            "severity = COALESCE(%s, severity) WHERE id = %s"
-        )
-        rows = [
-            (count, ops.adapt_datetimefield_value(last_at), now, severity, pk)
-            for pk, (count, last_at, severity) in self.deltas.items()
-        ]
-        with connection.cursor() as cursor:
-            cursor.executemany(sql, rows)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,3 +66,17 @@ class AlertEvent:
     labels: dict[str, str] = field(default_factory=dict)
     links: list[dict[str, str]] = field(default_factory=list)
     payload: Any = field(default_factory=dict)
+
+
+_FIELDS = ("action", "summary", "details", "severity", "priority", "dedup_key", "source", "labels",
+           "links", "payload")
+
+
+def event_to_json(event: AlertEvent) -> str:
+    """How a queued event is stored (``QueuedEvent.event``)."""
+    return json.dumps({name: getattr(event, name) for name in _FIELDS}, default=str)
+
+
+def event_from_json(text: str) -> AlertEvent:
+    data = json.loads(text)
+    return AlertEvent(**{name: data[name] for name in _FIELDS if name in data})

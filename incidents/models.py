@@ -208,6 +208,9 @@ class Alert(models.Model):
     )
     action = models.CharField(max_length=20, choices=AlertAction.choices, default=AlertAction.TRIGGER)
     dedup_key = models.CharField(max_length=255)
+    # The key the sender gave (or was answered, if it gave none) before triage rules
+    # rewrote it: what it will acknowledge or resolve with.
+    sent_dedup_key = models.CharField(max_length=255, blank=True, default="")
     summary = models.CharField(max_length=1024)
     details = models.TextField(blank=True)
     severity = models.CharField(max_length=4, choices=Severity.choices, default=Severity.SEV3)
@@ -251,6 +254,10 @@ class QueuedEvent(models.Model):
     )
     event = models.TextField(help_text="The validated AlertEvent as JSON.")
     received_at = models.DateTimeField()
+    # Set when the event could not be applied, nor even kept as a failed alert (the
+    # database refused both): the row stays here, out of the applier's way, for an
+    # operator to look at, instead of blocking every event queued after it.
+    error = models.TextField(blank=True, default="")
 
     class Meta:
         ordering = ["id"]

@@ -104,28 +104,45 @@ def _rules_for(team_id: int) -> list[TriageRule]:
     )
 
 
+def alert_values(
+    *, integration_id: int | None, service_id: int, event: AlertEvent, sent_key: str, in_maintenance: bool,
+    at: datetime,
+) -> dict[str, Any]:
+    """The column values of the alert for a triaged event (by attribute name): the one
+    place that decides them, for ``alert_build`` and the batch applier's inserts."""
+    return {
+        "integration_id": integration_id,
+        "service_id": service_id,
+        "action": event.action,
+        "dedup_key": event.dedup_key[:255],
+        "sent_dedup_key": sent_key[:255],
+        "summary": (event.summary or "(no summary)")[:1024],
+        "details": event.details,
+        "severity": event.severity,
+        "priority": event.priority,
+        "source": event.source[:255],
+        "labels": event.labels,
+        "links": event.links,
+        "payload": event.payload,
+        "in_maintenance": in_maintenance,
+        "received_at": at,
+    }
+
+
 def alert_build(
-    *, integration: Integration | None, service: Service, event: AlertEvent,
+    *, integration: Integration | None, service: Service, event: AlertEvent, sent_key: str,
     window: MaintenanceWindow | None, at: datetime,
 ) -> Alert:
-    """The (unsaved) alert for a triaged event; shared by ``alert_ingest`` and the
-    batch applier (``incidents.alert_queue``)."""
-    return Alert(
-        integration=integration,
-        service=service,
-        action=event.action,
-        dedup_key=event.dedup_key[:255],
-        summary=(event.summary or "(no summary)")[:1024],
-        details=event.details,
-        severity=event.severity,
-        priority=event.priority,
-        source=event.source[:255],
-        labels=event.labels,
-        links=event.links,
-        payload=event.payload,
-        in_maintenance=window is not None,
-        received_at=at,
-    )
+    """The (unsaved) alert for a triaged event."""
+    alert = Alert(**alert_values(
+        integration_id=integration.pk if integration else None, service_id=service.pk, event=event,
+        sent_key=sent_key, in_maintenance=window is not None, at=at,
+    ))
+    # Keep the instances the caller already has (no query for alert.service later).
+    if integration is not None:
+        alert.integration = integration
+    alert.service = service
+    return alert
 
 
 def alert_mark_suppressed(alert: Alert, rule_names: str) -> None:
@@ -158,7 +175,8 @@ def alert_ingest(
         if not event.priority:
             event.priority = DEFAULT_PRIORITY_FOR_SEVERITY[event.severity]
         window = service_in_maintenance(service_id=service.pk, at=now)
-        alert = alert_build(integration=integration, service=service, event=event, window=window, at=now)
+        alert = alert_build(integration=integration, service=service, event=event, sent_key=given_key,
+                            window=window, at=now)
         rule_names = ", ".join(rule.name for rule in triage.applied)
         if triage.suppress:
             alert_mark_suppressed(alert, rule_names)
@@ -273,21 +291,25 @@ def _open_incident_of_integration(integration: Integration, keys: set[str]) -> I
     """The open incident, anywhere in the team, that this integration's alerts with one
     of ``keys`` went to. Triage may have routed the trigger to another service or built
     its key from fields an acknowledge/resolve does not carry (PagerDuty's carry only
-    the key the trigger's answer returned); like PagerDuty, only the integration that
-    sent the trigger can acknowledge or resolve it this way."""
+    the key the trigger's answer returned, which is the key before triage: the answer
+    comes before the queue is applied); like PagerDuty, only the integration that sent
+    the trigger can acknowledge or resolve it this way."""
     # Filtering by the team's services and excluding resolved (the partial unique
-    # index's own predicate) keeps this an index look-up per service, not a scan.
-    pk = (
-        Incident.objects.filter(
-            service_id__in=Service.objects.filter(team_id=integration.service.team_id).values("pk"),
-            dedup_key__in=keys,
-        )
-        .exclude(status=Status.RESOLVED)
-        .filter(Exists(Alert.objects.filter(incident=OuterRef("pk"), integration=integration)))
-        .order_by("-triggered_at")
-        .values_list("pk", flat=True)
-        .first()
-    )
+    # index's own predicate) keeps the first look-up an index look-up per service; the
+    # second, by the key the trigger was sent with, only runs when that one found
+    # nothing, over the team's open incidents.
+    open_in_team = Incident.objects.filter(
+        service_id__in=Service.objects.filter(team_id=integration.service.team_id).values("pk"),
+    ).exclude(status=Status.RESOLVED)
+    from_integration = Alert.objects.filter(incident=OuterRef("pk"), integration=integration)
+    pk = None
+    for candidates in (
+        open_in_team.filter(dedup_key__in=keys).filter(Exists(from_integration)),
+        open_in_team.filter(Exists(from_integration.filter(sent_dedup_key__in=keys))),
+    ):
+        pk = candidates.order_by("-triggered_at").values_list("pk", flat=True).first()
+        if pk is not None:
+            break
     if pk is None:
         return None
     return Incident.objects.select_for_update().filter(pk=pk).exclude(status=Status.RESOLVED).first()
@@ -328,25 +350,19 @@ def _ingest_ack_or_resolve(
     return IngestResult(alert, incident, outcome, detail)
 
 
-def alert_store_failed(*, integration: Integration, event: AlertEvent, error: str) -> Alert:
-    """Keep an event whose processing raised, so it is never lost; an operator can
-    re-run it from the console (``alert_reprocess``)."""
-    return Alert.objects.create(
-        integration=integration,
-        service=integration.service,
-        action=event.action,
-        dedup_key=(event.dedup_key or uuid.uuid4().hex)[:255],
-        summary=(event.summary or "(no summary)")[:1024],
-        details=event.details,
-        severity=event.severity,
-        source=event.source[:255],
-        labels=event.labels,
-        links=event.links,
-        payload=event.payload,
-        outcome=Alert.Outcome.FAILED,
-        outcome_detail=error[:2000],
-        received_at=timezone.now(),
-    )
+def alert_store_failed(
+    *, integration: Integration, event: AlertEvent, error: str, received_at: datetime | None = None
+) -> Alert:
+    """Keep an event whose processing raised, as it was received (before triage), so it
+    is never lost; an operator can re-run it from the console (``alert_reprocess``)."""
+    if not event.dedup_key:
+        event.dedup_key = uuid.uuid4().hex
+    alert = alert_build(integration=integration, service=integration.service, event=event,
+                        sent_key=event.dedup_key, window=None, at=received_at or timezone.now())
+    alert.outcome = Alert.Outcome.FAILED
+    alert.outcome_detail = error[:2000]
+    alert.save(force_insert=True)
+    return alert
 
 
 def alert_reprocess(*, alert: Alert) -> IngestResult:
@@ -355,8 +371,8 @@ def alert_reprocess(*, alert: Alert) -> IngestResult:
         raise ValueError("Only failed alerts from an integration can be re-processed.")
     event = AlertEvent(
         action=alert.action, summary=alert.summary, details=alert.details, severity=alert.severity,
-        dedup_key=alert.dedup_key, source=alert.source, labels=alert.labels, links=alert.links,
-        payload=alert.payload,
+        priority=alert.priority, dedup_key=alert.sent_dedup_key or alert.dedup_key, source=alert.source, labels=alert.labels,
+        links=alert.links, payload=alert.payload,
     )
     with transaction.atomic():
         result = alert_ingest(integration=alert.integration, event=event, received_at=alert.received_at)

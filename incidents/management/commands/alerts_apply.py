@@ -17,4 +17,8 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         applied = queue_drain()
+        stuck = QueuedEvent.objects.exclude(error="").count()
         self.stdout.write(f"applied {applied} queued event(s); {QueuedEvent.objects.count()} left")
+        if stuck:
+            self.stderr.write(f"{stuck} queued event(s) could not be applied nor kept as failed alerts; "
+                              "their error is in incidents_queuedevent.error")
