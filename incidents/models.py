@@ -203,8 +203,10 @@ class Alert(models.Model):
         Integration, null=True, blank=True, on_delete=models.SET_NULL, related_name="alerts"
     )
     service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="alerts")
+    # No index of its own: alert_incident_received (incident, -received_at) serves every
+    # look-up by incident, and each index is paid on every alert inserted.
     incident = models.ForeignKey(
-        Incident, null=True, blank=True, on_delete=models.SET_NULL, related_name="alerts"
+        Incident, null=True, blank=True, on_delete=models.SET_NULL, related_name="alerts", db_index=False
     )
     action = models.CharField(max_length=20, choices=AlertAction.choices, default=AlertAction.TRIGGER)
     dedup_key = models.CharField(max_length=255)
@@ -298,10 +300,12 @@ class TimelineEntry(models.Model):
         INTEGRATION = "integration", "integration"
         SYSTEM = "system", "ircore"
 
+    # Indexed by the composite indexes below (incident/service first), not on their own:
+    # every entry written pays for each index.
     incident = models.ForeignKey(
-        Incident, null=True, blank=True, on_delete=models.CASCADE, related_name="timeline"
+        Incident, null=True, blank=True, on_delete=models.CASCADE, related_name="timeline", db_index=False
     )
-    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="timeline")
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="timeline", db_index=False)
     kind = models.CharField(max_length=20, choices=Kind.choices)
     message = models.TextField()
     actor = models.ForeignKey(

@@ -74,11 +74,19 @@ def database_from_url(url: str) -> dict:
         # cheaper for the bulk inserts of ingestion (arrays of hundreds of values).
         # ?server_side_binding=false turns it off.
         options["server_side_binding"] = _flag(options.get("server_side_binding", "true"))
-        if "prepare_threshold" in options:
-            # Prepared statements save PostgreSQL the planning of repeated statements,
-            # but break behind a transaction-pooling pgbouncer: off unless asked for.
-            value = options["prepare_threshold"]
-            options["prepare_threshold"] = None if value.lower() in ("", "none") else int(value)
+        # Prepared statements from a statement's 5th run on a connection: PostgreSQL then
+        # skips parsing and planning it (a third of its CPU for the alert queue's
+        # statements). ?prepare_threshold=none turns them off, for a pgbouncer older than
+        # 1.21 in transaction pooling mode.
+        value = options.get("prepare_threshold", "5")
+        if value.lower() in ("", "none"):
+            options["prepare_threshold"] = None
+        elif value.isdigit():
+            options["prepare_threshold"] = int(value)
+        else:
+            raise ImproperlyConfigured(
+                f"DATABASE_URL option prepare_threshold={value!r}: use a number or none"
+            )
         return {
             "ENGINE": "django.db.backends.postgresql",
             "NAME": unquote(parts.path.lstrip("/")),

@@ -55,3 +55,25 @@ def test_makemigrations_check_runs_without_secret_key(tmp_path):
     result = run(["manage.py", "makemigrations", "--check", "--dry-run"], tmp_path)
     assert result.returncode == 0, result.stderr
     assert "No changes detected" in result.stdout
+
+
+def test_postgres_url_options():
+    """DATABASE_URL's own options become Django's connection settings, with the
+    defaults the alert queue is measured with (bench/profile_ingest.py)."""
+    import pytest
+    from django.core.exceptions import ImproperlyConfigured
+
+    from ircore.env import database_from_url
+
+    default = database_from_url("postgres://u:p@db:5433/ircore")
+    assert (default["NAME"], default["HOST"], default["PORT"]) == ("ircore", "db", "5433")
+    assert (default["CONN_MAX_AGE"], default["CONN_HEALTH_CHECKS"]) == (60, False)
+    assert default["OPTIONS"] == {"server_side_binding": True, "prepare_threshold": 5}
+    tuned = database_from_url("postgres://u@db/ircore?conn_max_age=0&conn_health_checks=yes"
+                              "&server_side_binding=off&prepare_threshold=none&sslmode=require")
+    assert (tuned["CONN_MAX_AGE"], tuned["CONN_HEALTH_CHECKS"]) == (0, True)
+    assert tuned["OPTIONS"] == {"server_side_binding": False, "prepare_threshold": None, "sslmode": "require"}
+    with pytest.raises(ImproperlyConfigured, match="not a boolean"):
+        database_from_url("postgres://u@db/ircore?conn_health_checks=maybe")
+    with pytest.raises(ImproperlyConfigured, match="prepare_threshold='soon'"):
+        database_from_url("postgres://u@db/ircore?prepare_threshold=soon")
