@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
 from django.utils import timezone
 
 from incidents.models import Alert, Incident, MaintenanceWindow, Service, TriageRule
@@ -125,21 +124,26 @@ def test_key_set_by_triage_resolves_the_incident(client, team_a, pd_integration)
     assert incident.status == "resolved"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (queued ingestion): the 202 answers the key as received (or generated at enqueue), "
-    "before triage; when a rule sets the dedup key, that key never reaches the incident, so "
-    "the sender cannot acknowledge/resolve with the key it was given. Before the queue the "
-    "answer carried the key after triage ('src:db1')."))
 def test_key_in_the_answer_resolves_the_incident_even_when_triage_sets_the_key(
-    client, team_a, pd_integration
+    client, team_a, service_a, pd_integration, make_integration
 ):
     TriageRule.objects.create(team=team_a, name="Per source", set_dedup_key="src:{source}")
     r = post_json(client, ENQUEUE, pd_trigger(pd_integration, "x"))
+    # The answer comes before triage: the key as sent, or generated when there was none.
     key = r.json()["dedup_key"]  # what the pagerduty client keeps to resolve later
-    resolve = {"routing_key": pd_integration.token, "event_action": "resolve", "dedup_key": key}
-    assert post_json(client, ENQUEUE, resolve).status_code == 202
+    assert len(key) == 32 and Incident.objects.get().dedup_key == "src:db1"
+    ack = {"routing_key": pd_integration.token, "event_action": "acknowledge", "dedup_key": key}
+    assert post_json(client, ENQUEUE, ack).status_code == 202
+    assert last_alert().outcome == "acknowledged", last_alert().outcome_detail
+    assert post_json(client, ENQUEUE, {**ack, "event_action": "resolve"}).status_code == 202
     assert last_alert().outcome == "resolved", last_alert().outcome_detail
     assert Incident.objects.get().status == "resolved"
+    # Only through the integration that sent the trigger, as for routed incidents.
+    post_json(client, ENQUEUE, pd_trigger(pd_integration, "x"))
+    other = make_integration(service_a, "pagerduty")
+    r = post_json(client, ENQUEUE, {**ack, "routing_key": other.token, "event_action": "resolve"})
+    assert r.status_code == 202 and last_alert().outcome == "no_open_incident"
+    assert Incident.objects.filter(status="triggered").count() == 1
 
 
 def test_alerts_in_maintenance_are_kept_and_marked(client, team_a, service_a, pd_integration):
