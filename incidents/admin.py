@@ -29,6 +29,7 @@ from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 
+from incidents.alert_queue import QUEUE_LAG_WARNING_SECONDS, queue_health
 from incidents.events import AlertEvent
 from incidents.models import (
     Alert,
@@ -636,6 +637,17 @@ def _incident_number(term: str) -> int | None:
 
 
 # --------------------------------------------------------------------------- dashboard
+
+
+@admin.site.register_dashboard_panel
+def alert_queue_panel(request: HttpRequest) -> dict[str, Any] | None:
+    """Shown only when something is wrong: accepted alerts waiting longer than they
+    should (no clock running?), or events the applier could not even keep."""
+    health = queue_health()
+    lagging = (health["oldest_seconds"] or 0) > QUEUE_LAG_WARNING_SECONDS
+    if not lagging and not health["stuck"]:
+        return None
+    return {"template": "admin/incidents/alert_queue_panel.html", "order": 5, "lagging": lagging, **health}
 
 
 @admin.site.register_dashboard_panel

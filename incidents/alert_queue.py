@@ -81,6 +81,23 @@ _INSERT_SQL = (
 )
 
 
+def queue_health(*, now: datetime | None = None) -> dict[str, int | float | None]:
+    """What waits in the queue: events, the age of the oldest, and events that could not
+    be applied (for the console's dashboard and /healthz)."""
+    now = now or timezone.now()
+    waiting = QueuedEvent.objects.filter(error="")
+    oldest = waiting.order_by("id").values_list("received_at", flat=True).first()
+    return {
+        "waiting": waiting.count(),
+        "oldest_seconds": round((now - oldest).total_seconds(), 1) if oldest else None,
+        "stuck": QueuedEvent.objects.exclude(error="").count(),
+    }
+
+
+# Beyond this, the dashboard says the applier is not keeping up (or no clock runs).
+QUEUE_LAG_WARNING_SECONDS = 30
+
+
 # --------------------------------------------------------------------------- applying
 
 

@@ -13,9 +13,11 @@ class IncidentsConfig(AppConfig):
         from incidents.ingestion.common import integration_cache_clear
         from incidents.models import Integration
         from ircore.clock import clock_loop_register
+        from ircore.views import health_details
 
         # Accepted events become alerts in the clock process (incidents.alert_queue).
         clock_loop_register("alert-queue", alert_queue.queue_applier_run)
+        health_details["alert_queue"] = alert_queue.queue_health
         for model_signal in (post_save, post_delete):
             model_signal.connect(integration_cache_clear, sender=Integration,
                                  dispatch_uid=f"incidents.integration_cache_clear.{model_signal}")

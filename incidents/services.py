@@ -371,8 +371,8 @@ def alert_reprocess(*, alert: Alert) -> IngestResult:
         raise ValueError("Only failed alerts from an integration can be re-processed.")
     event = AlertEvent(
         action=alert.action, summary=alert.summary, details=alert.details, severity=alert.severity,
-        priority=alert.priority, dedup_key=alert.sent_dedup_key or alert.dedup_key, source=alert.source, labels=alert.labels,
-        links=alert.links, payload=alert.payload,
+        priority=alert.priority, dedup_key=alert.sent_dedup_key or alert.dedup_key, source=alert.source,
+        labels=alert.labels, links=alert.links, payload=alert.payload,
     )
     with transaction.atomic():
         result = alert_ingest(integration=alert.integration, event=event, received_at=alert.received_at)
