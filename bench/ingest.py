@@ -66,15 +66,17 @@ def create_fixtures(url: str) -> dict[str, str]:
 
 
 class Gunicorn:
-    """The same server for every target: ``workers`` sync workers, as the Procfile runs
-    it (without the access log, which would only add the same cost to every target)."""
+    """The same server for every target: ``workers`` processes of ``threads`` threads, as
+    the Procfile runs it (without the access log, which would only add the same cost to
+    every target)."""
 
-    def __init__(self, url: str, workers: int) -> None:
+    def __init__(self, url: str, workers: int, threads: int = 1) -> None:
         self.port = free_port()
         self.workers = workers
         self.proc = subprocess.Popen(
             [PY, "-m", "gunicorn", "ircore.wsgi", "--bind", f"127.0.0.1:{self.port}",
-             "--workers", str(workers), "--log-level", "warning", "--timeout", "60"],
+             "--workers", str(workers), "--threads", str(threads), "--log-level", "warning",
+             "--timeout", "60"],
             cwd=ROOT, env=django_env(url), start_new_session=True,
         )
         deadline = time.time() + 90
@@ -260,11 +262,11 @@ def verify(result: dict[str, Any], counts: dict[str, int], expected_incidents: i
 
 
 def run(url: str, *, targets: list[str], concurrencies: list[int], duration: float, workers: int,
-        storm_events: int, storm_keys: int, log: Any = print) -> dict[str, Any]:
+        threads: int, storm_events: int, storm_keys: int, log: Any = print) -> dict[str, Any]:
     migrate(url)
     tokens = create_fixtures(url)
     tokens["bare"] = ""
-    server = Gunicorn(url, workers)
+    server = Gunicorn(url, workers, threads)
     try:
         clock = Clock(url)
         ledger = Ledger(url)
@@ -354,5 +356,5 @@ def run(url: str, *, targets: list[str], concurrencies: list[int], duration: flo
         ledger.close()
         clock.stop()
         server.stop()
-    return {"runs": results, "skipped": skipped, "storm": storm, "workers": workers,
+    return {"runs": results, "skipped": skipped, "storm": storm, "workers": workers, "threads": threads,
             "duration": duration, "keys_per_run": KEYS_PER_RUN}

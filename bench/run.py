@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """``make bench``: ingestion throughput/latency and admin changelist speed on PostgreSQL.
 
-    .venv/bin/python bench/run.py [--quick] [--only ingest|changelist] [--workers N]
+    .venv/bin/python bench/run.py [--quick] [--only ingest|changelist] [--workers N] [--threads N]
 
 Without DATABASE_URL a throwaway PostgreSQL cluster is started (initdb into a temp dir,
 free loopback port) and removed afterwards. With DATABASE_URL (postgres://, a role
@@ -129,7 +129,8 @@ def report(args: argparse.Namespace, dbs: Databases, ingest_res: dict | None, cl
         lines += [
             "## Ingestion (gunicorn + the clock's queue applier, PostgreSQL, events fully processed)",
             "",
-            f"gunicorn with {ingest_res['workers']} sync workers for every target, and `manage.py clock`, "
+            f"gunicorn with {ingest_res['workers']} workers of {ingest_res.get('threads', 1)} threads "
+            "for every target (the Procfile's defaults), and `manage.py clock`, "
             "whose applier turns queued events into alerts and incidents; load from a separate "
             f"process, {ingest_res['duration']:g} s per run, closed loop, then until the queue is empty "
             "again: events/s counts events fully processed (`drain`: how long after the last answer the "
@@ -213,8 +214,11 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="shorter runs, 20k/200k changelist data")
     parser.add_argument("--only", choices=["ingest", "changelist", "profile"],
                         help="profile: SQL per event and a cProfile of the ingest path (not in the table)")
-    parser.add_argument("--workers", type=int, default=int(os.environ.get("BENCH_WORKERS", "4")),
-                        help="gunicorn sync workers (default 4, or BENCH_WORKERS)")
+    # The Procfile's defaults (WEB_CONCURRENCY, WEB_THREADS).
+    parser.add_argument("--workers", type=int, default=int(os.environ.get("BENCH_WORKERS", "2")),
+                        help="gunicorn worker processes (default 2, or BENCH_WORKERS)")
+    parser.add_argument("--threads", type=int, default=int(os.environ.get("BENCH_THREADS", "4")),
+                        help="threads per gunicorn worker (default 4, or BENCH_THREADS)")
     parser.add_argument("--duration", type=float, help="seconds per ingestion run (default 8, quick 3)")
     parser.add_argument("--targets", default="bare,pagerduty,alertmanager,generic")
     args = parser.parse_args()
@@ -238,7 +242,8 @@ def main() -> int:
             log("ingestion benchmark")
             ingest_res = ingest.run(
                 dbs.create("ingest"), targets=args.targets.split(","), concurrencies=[1, 8, 32],
-                duration=args.duration or (3.0 if args.quick else 8.0), workers=args.workers,
+                duration=args.duration or (3.0 if args.quick else 8.0),
+                workers=args.workers, threads=args.threads,
                 storm_events=2_000 if args.quick else 10_000, storm_keys=100, log=log,
             )
         if args.only in (None, "changelist"):

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from django.db import connection, models, transaction
-from django.utils import timezone
 
 from incidents import signals
 from incidents.events import DEFAULT_PRIORITY_FOR_SEVERITY, AlertEvent, event_from_json
@@ -242,13 +241,15 @@ def _incidents_update(deltas: dict[int, list]) -> None:
     if not deltas:
         return
     ops = connection.ops
-    now = ops.adapt_datetimefield_value(timezone.now())
+    # updated_at = the last alert's arrival, as alert_ingest sets it.
     sql = (
         f"UPDATE {ops.quote_name(Incident._meta.db_table)} SET alert_count = alert_count + %s, "
         "last_alert_at = %s, updated_at = %s, severity = COALESCE(%s, severity) WHERE id = %s"
     )
-    rows = [(count, ops.adapt_datetimefield_value(last_at), now, severity, pk)
-            for pk, (count, last_at, severity) in deltas.items()]
+    rows = []
+    for pk, (count, last_at, severity) in deltas.items():
+        at = ops.adapt_datetimefield_value(last_at)
+        rows.append((count, at, at, severity, pk))
     with connection.cursor() as cursor:
         cursor.executemany(sql, rows)
 

@@ -38,6 +38,7 @@ from django.utils import timezone
 from incidents.alert_batch import AlertBatch
 from incidents.events import AlertEvent, event_from_json, event_to_json
 from incidents.models import Alert, Integration, QueuedEvent, Service
+from incidents.queue_insert import group_commit
 from incidents.services import alert_build, alert_ingest, alert_store_failed
 from ircore.counters import counter_next
 
@@ -65,20 +66,11 @@ def events_enqueue(
         if not event.dedup_key:
             event.dedup_key = uuid.uuid4().hex
         rows.append((integration.pk, integration.service_id, event_to_json(event), at))
-    # A plain INSERT rather than bulk_create: this is the whole database work of an
-    # ingestion request, and the ORM's statement building costs twice the insert.
-    with connection.cursor() as cursor:
-        if len(rows) == 1:
-            cursor.execute(_INSERT_SQL, rows[0])  # executemany costs more for one row
-        else:
-            cursor.executemany(_INSERT_SQL, rows)
+    # A plain INSERT rather than bulk_create (this is the whole database work of an
+    # ingestion request, and the ORM's statement building costs twice the insert),
+    # shared with the process's other requests of the moment (queue_insert).
+    group_commit.insert(rows)
     return [event.dedup_key for event in events]
-
-
-_INSERT_SQL = (
-    f"INSERT INTO {QueuedEvent._meta.db_table} (integration_id, service_id, event, received_at, error) "
-    "VALUES (%s, %s, %s, %s, '')"
-)
 
 
 def queue_health(*, now: datetime | None = None) -> dict[str, int | float | None]:

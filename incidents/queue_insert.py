@@ -1,0 +1,114 @@
+"""Group commit for the alert queue's INSERTs.
+
+An ingestion request's only database work is one INSERT and its commit, and the commit
+waits for the disk (an fsync, ~2 ms on ordinary storage). When several requests of one
+web process (gunicorn threads) store events at the same time, one of them, the leader,
+writes the rows of all of them in one multi-row INSERT and one commit, while the others
+wait for the outcome of their rows; whoever arrives during that commit is in the next
+one. Each request still answers only after its own rows are committed, so "stored
+before the 2xx" holds, at a fraction of the round trips, statements and disk flushes.
+
+With one request at a time (sync workers, a quiet system) the leader writes just its
+own rows: no extra work. Inside a transaction (a test, a caller's atomic block) rows are
+written directly, as part of it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+from django.db import DatabaseError, InterfaceError, OperationalError, connection
+
+from incidents.models import QueuedEvent
+
+Row = tuple  # (integration_id, service_id, event JSON, received_at adapted for the database)
+
+_COLUMNS = "(integration_id, service_id, event, received_at, error)"
+_ONE = "(%s, %s, %s, %s, '')"
+
+
+def rows_write(rows: Sequence[Row]) -> None:
+    """One INSERT of ``rows`` on this thread's connection (its own commit in autocommit)."""
+    sql = f"INSERT INTO {QueuedEvent._meta.db_table} {_COLUMNS} VALUES " + ", ".join([_ONE] * len(rows))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [value for row in rows for value in row])
+
+
+class _Slot:
+    __slots__ = ("done", "error", "rows")
+
+    def __init__(self, rows: Sequence[Row]) -> None:
+        self.rows = rows
+        self.done = False
+        self.error: BaseException | None = None
+
+
+class GroupCommit:
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._pending: list[_Slot] = []
+        self._leading = False
+        # Rows per statement: bounded, so one statement stays far below PostgreSQL's and
+        # SQLite's parameter limits.
+        self.max_rows = 200
+
+    def insert(self, rows: Sequence[Row]) -> None:
+        """Return once ``rows`` are committed; raise what storing them raised."""
+        if connection.in_atomic_block:
+            rows_write(rows)
+            return
+        slot = _Slot(rows)
+        with self._cond:
+            self._pending.append(slot)
+        while True:
+            with self._cond:
+                while self._leading and not slot.done:
+                    self._cond.wait()
+                if slot.done:
+                    break
+                # Lead: write the oldest waiting rows (ours among them, or in a later round).
+                self._leading = True
+                batch = self._take()
+            try:
+                errors = self._write(batch)
+            except BaseException as exc:  # a bug or an interrupt: every row of the batch learns it
+                errors = {id(s): exc for s in batch}
+            with self._cond:
+                for s in batch:
+                    s.done, s.error = True, errors.get(id(s))
+                self._leading = False
+                self._cond.notify_all()  # their requests return, or one of them leads next
+        if slot.error is not None:
+            raise slot.error
+
+    def _take(self) -> list[_Slot]:
+        batch, count = [], 0
+        while self._pending and (not batch or count + len(self._pending[0].rows) <= self.max_rows):
+            slot = self._pending.pop(0)
+            batch.append(slot)
+            count += len(slot.rows)
+        return batch
+
+    @staticmethod
+    def _write(batch: list[_Slot]) -> dict[int, BaseException]:
+        try:
+            rows_write([row for s in batch for row in s.rows])
+            return {}
+        except (OperationalError, InterfaceError) as exc:
+            return {id(s): exc for s in batch}  # the database is unreachable: everyone's 503
+        except DatabaseError:
+            if len(batch) == 1:
+                raise
+        # The database refused one request's rows: write each request's rows alone, so
+        # only the request that sent them is refused.
+        errors: dict[int, BaseException] = {}
+        for s in batch:
+            try:
+                rows_write(s.rows)
+            except DatabaseError as exc:
+                errors[id(s)] = exc
+        return errors
+
+
+group_commit = GroupCommit()
