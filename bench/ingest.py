@@ -40,6 +40,7 @@ PATHS = {
 # A run opens one incident per key, then groups the rest of the events into them: the
 # mix a real alert source produces (a few new problems, many repeats).
 KEYS_PER_RUN = 200
+NEW_INCIDENTS_PER_RUN = 1000
 
 
 def django_env(url: str) -> dict[str, str]:
@@ -304,7 +305,11 @@ def run(url: str, *, targets: list[str], concurrencies: list[int], duration: flo
             busy0, total0 = cpu_times()
             server_cpu0, db_cpu0 = server.worker_cpu_seconds(), ledger.database_cpu_snapshot()
             clock_cpu0 = clock.cpu_seconds()
-            result = loadgen(server.port, target, tokens[target], concurrency, duration=duration,
+            # New incidents: a burst of NEW_INCIDENTS_PER_RUN distinct problems (each one
+            # is paged: escalation, status page...), not a whole run's worth of them.
+            result = loadgen(server.port, target, tokens[target], concurrency,
+                             duration=0 if new_incidents else duration,
+                             requests=NEW_INCIDENTS_PER_RUN if new_incidents else 0,
                              namespace="" if new_incidents else namespaces[target],
                              keys=10**9 if new_incidents else KEYS_PER_RUN)
             applied(result)

@@ -136,8 +136,9 @@ def report(args: argparse.Namespace, dbs: Databases, ingest_res: dict | None, cl
             "again: events/s counts events fully processed (`drain`: how long after the last answer the "
             "last event was applied); latencies are the answers'. Each run uses "
             f"{ingest_res['keys_per_run']} dedup keys in turn whose incidents were opened beforehand, "
-            "so each event is added to an open incident (the common case); rows marked *new* send a "
-            "fresh key per event, so each one opens an incident. `verified`: the database holds exactly one "
+            "so each event is added to an open incident (the common case); rows marked *new* send "
+            f"{ingest.NEW_INCIDENTS_PER_RUN:,} events with a fresh key each, so each one opens an incident "
+            "(and is paged). `verified`: the database holds exactly one "
             "processed alert per 2xx answer, each on an incident, with at least one timeline entry "
             "(other apps add more on a trigger).",
             "",
