@@ -135,7 +135,9 @@ class AlertFilter(filters.FilterSet):
     outcome = filters.MultipleChoiceFilter(choices=Alert.Outcome.choices)
     action = filters.MultipleChoiceFilter(choices=AlertAction.choices)
     severity = filters.MultipleChoiceFilter(choices=Severity.choices)
-    dedup_key = filters.CharFilter(field_name="dedup_key")
+    # The key the sender was answered finds its alerts even when a triage rule grouped
+    # them under a key of its own.
+    dedup_key = filters.CharFilter(method="filter_dedup_key")
     received_after = filters.IsoDateTimeFilter(field_name="received_at", lookup_expr="gte")
     received_before = filters.IsoDateTimeFilter(field_name="received_at", lookup_expr="lt")
 
@@ -143,3 +145,6 @@ class AlertFilter(filters.FilterSet):
         model = Alert
         fields = ["incident", "service", "integration", "outcome", "action", "severity", "dedup_key",
                   "in_maintenance"]
+
+    def filter_dedup_key(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        return queryset.filter(Q(dedup_key=value) | Q(sent_dedup_key=value))

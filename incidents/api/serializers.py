@@ -224,8 +224,8 @@ class AlertSerializer(serializers.ModelSerializer):
     class Meta:
         model = Alert
         fields = [
-            "id", "incident", "service", "integration", "action", "dedup_key", "summary", "details",
-            "severity", "priority", "source", "labels", "links", "outcome", "outcome_detail",
+            "id", "incident", "service", "integration", "action", "dedup_key", "sent_dedup_key", "summary",
+            "details", "severity", "priority", "source", "labels", "links", "outcome", "outcome_detail",
             "in_maintenance", "received_at",
         ]
         read_only_fields = fields

@@ -452,3 +452,16 @@ def test_malformed_json_is_400(manager_api, team_a):
     response = manager_api.generic("POST", "/api/v1/services/", '{"team": ', content_type="application/json")
     assert response.status_code == 400 and "JSON parse error" in response.json()["detail"]
     assert not Service.objects.exists()
+
+
+def test_alerts_found_by_the_key_the_sender_was_answered(responder_api, team_a, integration_a):
+    """A triage rule grouped the alert under its own key; the sender only knows the key
+    the 202 answered, and finds its alert (and so the outcome) by it."""
+    TriageRule.objects.create(team=team_a, name="By source", set_dedup_key="src:{source}")
+    services.alert_ingest(integration=integration_a,
+                          event=AlertEvent(summary="disk full", source="db1", dedup_key="sent-1"))
+    [row] = responder_api.get("/api/v1/alerts/", {"dedup_key": "sent-1"}).json()["results"]
+    assert (row["dedup_key"], row["sent_dedup_key"], row["outcome"]) == ("src:db1", "sent-1", "opened")
+    [same] = responder_api.get("/api/v1/alerts/", {"dedup_key": "src:db1"}).json()["results"]
+    assert same["id"] == row["id"]
+    assert responder_api.get("/api/v1/alerts/", {"dedup_key": "sent-2"}).json()["count"] == 0
