@@ -695,5 +695,6 @@ def incidents_dashboard(request: HttpRequest) -> dict[str, Any]:
     }
 
 
-# The incident admin is long enough to live in its own module; importing it registers it.
-from incidents import admin_incident  # noqa: E402, F401
+# The incident admin and the queue's admin live in their own modules; importing them
+# registers them.
+from incidents import admin_incident, admin_queue  # noqa: E402, F401

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from incidents.alert_queue import events_enqueue, queue_drain, queue_health
 from incidents.events import AlertEvent
-from incidents.models import QueuedEvent
+from incidents.models import Alert, QueuedEvent
 
 
 def queue_panel(response) -> dict | None:
@@ -56,3 +56,33 @@ def test_healthz_reports_the_queue(client, service_a, make_integration):
     assert response.status_code == 200  # a backlog is for monitoring, not for the load balancer
     queue = response.json()["alert_queue"]
     assert queue["waiting"] == 1 and queue["oldest_seconds"] >= 90
+
+
+def test_superusers_review_and_retry_stuck_events(login, admin_user, responder, service_a, make_integration):
+    integration = make_integration(service_a, "generic")
+    events_enqueue(integration=integration, events=[AlertEvent(summary="fine", dedup_key="fine")])
+    stuck = QueuedEvent.objects.create(
+        integration=integration, service=service_a, received_at=timezone.now(),
+        event='{"action": "trigger", "summary": "disk full", "dedup_key": "disk"}',
+        error="DataError('refused')",
+    )
+    admin = login(admin_user)
+    dashboard = admin.get("/admin/").content.decode()
+    assert "/admin/incidents/queuedevent/?error__isempty=0" in dashboard
+    listing = admin.get("/admin/incidents/queuedevent/?error__isempty=0")
+    assert listing.status_code == 200
+    assert list(listing.context["cl"].result_list) == [stuck]
+    assert "refused" in listing.content.decode()
+    assert admin.get(f"/admin/incidents/queuedevent/{stuck.pk}/change/").status_code == 200
+
+    response = admin.post("/admin/incidents/queuedevent/",
+                          {"action": "retry", "_selected_action": [stuck.pk]}, follow=True)
+    assert "1 event(s) handed back to the applier." in response.content.decode()
+    assert queue_drain() == 2
+    assert not QueuedEvent.objects.exists()
+    assert Alert.objects.get(dedup_key="disk").outcome == "opened"
+
+    # Raw events of every team: not for responders, in the menu or by URL.
+    as_responder = login(responder)
+    assert as_responder.get("/admin/incidents/queuedevent/").status_code == 403
+    assert "queuedevent" not in as_responder.get("/admin/").content.decode()

@@ -21,4 +21,4 @@ class Command(BaseCommand):
         self.stdout.write(f"applied {applied} queued event(s); {QueuedEvent.objects.count()} left")
         if stuck:
             self.stderr.write(f"{stuck} queued event(s) could not be applied nor kept as failed alerts; "
-                              "their error is in incidents_queuedevent.error")
+                              "see Console -> Queued events (superusers), or incidents_queuedevent.error")
