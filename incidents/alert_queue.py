@@ -14,7 +14,9 @@ every event that is not a plain repeat of an open incident (a new incident, an
 acknowledge, a resolve) goes through ``alert_ingest`` itself after the repeats before
 it are written. If a batch fails for any reason but the database being unreachable,
 it is rolled back and its events are applied one by one, each failure kept as a
-FAILED alert (never lost, re-processable from the console).
+FAILED alert (never lost, re-processable from the console); an event the database
+refuses even as a failed alert stays in the queue with its error, out of the applier's
+way (console: Queued events).
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ IDLE_WAIT_SECONDS = 0.05
 # locks, statements) are shared, instead of a trickle of tiny ones that cost several
 # times more per event. It is the most an event waits for a busy applier.
 BATCH_INTERVAL_SECONDS = 0.2
+
 
 def events_enqueue(
     *, integration: Integration, events: list[AlertEvent], received_at: datetime | None = None
