@@ -25,6 +25,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from incidents.admin import ScopedRelatedFilter, person
+from incidents.api.base import visible_users
 from incidents.models import Incident
 from ircore import permissions
 from ircore.admin import TeamScopedAdmin
@@ -102,11 +103,7 @@ class ActionItemInline(ParentTeamInlineMixin, admin.TabularInline):
 
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         if db_field.name == "owner":
-            ids = permissions.visible_team_ids(request.user)
-            users = User.objects.filter(is_active=True)
-            kwargs["queryset"] = (
-                users if ids is None else users.filter(team_memberships__team_id__in=ids).distinct()
-            )
+            kwargs["queryset"] = visible_users(request.user)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
@@ -247,11 +244,7 @@ class PostmortemAdmin(TeamScopedAdmin):
 
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         if db_field.name == "owner":
-            ids = permissions.visible_team_ids(request.user)
-            users = User.objects.filter(is_active=True)
-            kwargs["queryset"] = (
-                users if ids is None else users.filter(team_memberships__team_id__in=ids).distinct()
-            )
+            kwargs["queryset"] = visible_users(request.user)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     @admin.display(description="status", ordering="status")
@@ -545,11 +538,7 @@ class ActionItemAdmin(TeamScopedAdmin):
 
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         if db_field.name == "owner":
-            ids = permissions.visible_team_ids(request.user)
-            users = User.objects.filter(is_active=True)
-            kwargs["queryset"] = (
-                users if ids is None else users.filter(team_memberships__team_id__in=ids).distinct()
-            )
+            kwargs["queryset"] = visible_users(request.user)
             return super(TeamScopedAdmin, self).formfield_for_foreignkey(db_field, request, **kwargs)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
