@@ -233,6 +233,10 @@ class MaintenanceForm(PostUpdateForm):
         ]
 
 
+# The form's own fields, shown under the model fields of both posting admins.
+POST_UPDATE_FIELDS = ["update_status", "update_template", "update_body"]
+
+
 class _PostingAdmin(PageScopedAdmin):
     responders_can_change = True
     inlines = [UpdateInline]
@@ -254,8 +258,8 @@ class PublicIncidentAdmin(_PostingAdmin):
     search_fields = ["name"]
     actions = ["publish_drafts"]
     fieldsets = [
-        (None, {"fields": ["page", "name", "impact", "published", "components"]}),
-        ("Post an update", {"fields": ["update_status", "update_template", "update_body"]}),
+        (None, {"fields": IncidentForm.Meta.fields}),
+        ("Post an update", {"fields": POST_UPDATE_FIELDS}),
     ]
 
     def save_model(self, request: HttpRequest, obj: PublicIncident, form: Any, change: bool) -> None:
@@ -305,22 +309,8 @@ class MaintenanceAdmin(_PostingAdmin):
     list_filter = ["page", "status"]
     search_fields = ["name"]
     fieldsets = [
-        (
-            None,
-            {
-                "fields": [
-                    "page",
-                    "name",
-                    "impact",
-                    "published",
-                    "components",
-                    "scheduled_for",
-                    "scheduled_until",
-                    "auto_transition",
-                ]
-            },
-        ),
-        ("Post an update", {"fields": ["update_status", "update_template", "update_body"]}),
+        (None, {"fields": MaintenanceForm.Meta.fields}),
+        ("Post an update", {"fields": POST_UPDATE_FIELDS}),
     ]
 
     def save_model(self, request: HttpRequest, obj: Maintenance, form: Any, change: bool) -> None:
