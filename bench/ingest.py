@@ -56,14 +56,19 @@ def django_env(url: str) -> dict[str, str]:
     }
 
 
+def module_json(url: str, module: str, *args: str) -> Any:
+    """Run ``python -m module *args`` against ``url``; the JSON its last line prints."""
+    out = subprocess.run([PY, "-m", module, *args], cwd=ROOT, env=django_env(url), check=True,
+                         stdout=subprocess.PIPE, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
 def migrate(url: str) -> None:
     subprocess.run([PY, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=django_env(url), check=True)
 
 
 def create_fixtures(url: str) -> dict[str, str]:
-    out = subprocess.run([PY, "-m", "bench.fixtures"], cwd=ROOT, env=django_env(url), check=True,
-                         capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    return module_json(url, "bench.fixtures")
 
 
 class Gunicorn:
@@ -97,25 +102,34 @@ class Gunicorn:
     def worker_cpu_seconds(self) -> float:
         """CPU used so far by the worker processes (children of the master)."""
         total = 0.0
-        tick = os.sysconf("SC_CLK_TCK")
         for stat in Path("/proc").glob("[0-9]*/stat"):
             try:
-                fields = stat.read_text().rsplit(")", 1)[1].split()
-            except OSError:
+                if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == self.proc.pid:
+                    total += process_cpu_seconds(int(stat.parent.name))
+            except (OSError, ValueError):
                 continue
-            if int(fields[1]) == self.proc.pid:
-                total += (int(fields[11]) + int(fields[12])) / tick
         return total
 
     def stop(self) -> None:
         """Stop the master and its workers (their own process group, started by us)."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        stop_process_group(self.proc)
+
+
+def stop_process_group(proc: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL to the whole group (started with start_new_session) after 30 s."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU of process ``pid`` so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Clock:
@@ -127,17 +141,10 @@ class Clock:
                                      start_new_session=True)
 
     def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return process_cpu_seconds(self.proc.pid)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        stop_process_group(self.proc)
 
 
 def cpu_times() -> tuple[int, int]:

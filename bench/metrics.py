@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 import uuid
@@ -185,15 +184,7 @@ def measure(runs: int) -> dict[str, Any]:
 def _django(url: str, *args: str) -> dict[str, Any]:
     from bench import ingest
 
-    out = subprocess.run(
-        [sys.executable, "-m", "bench.metrics", *args],
-        cwd=ROOT,
-        env=ingest.django_env(url),
-        check=True,
-        stdout=subprocess.PIPE,
-        text=True,
-    ).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    return ingest.module_json(url, "bench.metrics", *args)
 
 
 def report(gen: dict[str, Any], res: dict[str, Any], argv: list[str]) -> str:

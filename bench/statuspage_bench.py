@@ -27,7 +27,6 @@ import os
 import shutil
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -261,15 +260,7 @@ def load(port: int, path: str, concurrency: int, duration: float, gzip: bool = F
 def _django(url: str, *args: str) -> dict[str, Any]:
     from bench import ingest
 
-    out = subprocess.run(
-        [sys.executable, "-m", "bench.statuspage_bench", *args],
-        cwd=ROOT,
-        env=ingest.django_env(url),
-        check=True,
-        stdout=subprocess.PIPE,
-        text=True,
-    ).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    return ingest.module_json(url, "bench.statuspage_bench", *args)
 
 
 def main() -> int:

@@ -12,11 +12,12 @@ work itself; the values still come from ``services.alert_values``.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from django.db import connection, models, transaction
+from django.db import connection, models
 
 from incidents import signals
 from incidents.events import DEFAULT_PRIORITY_FOR_SEVERITY, AlertEvent, event_from_json
@@ -31,16 +32,27 @@ from incidents.models import (
     TimelineEntry,
     TriageRule,
 )
-from incidents.services import SEVERITY_RANK, alert_ingest, alert_values
+from incidents.services import (
+    SEVERITY_RANK,
+    alert_build,
+    alert_ingest,
+    alert_received_message,
+    alert_values,
+    grouped_detail,
+    send_on_commit,
+    severity_raised_message,
+    suppressed_detail,
+)
 from incidents.triage import TriageResult, triage_apply
+
+log = logging.getLogger(__name__)
 
 Kind = TimelineEntry.Kind
 Via = TimelineEntry.Via
 
 ALERT_COLUMNS = ("integration_id", "service_id", "incident_id", "action", "dedup_key", "sent_dedup_key",
-                 "summary", "details",
-                 "severity", "priority", "source", "labels", "links", "payload", "outcome",
-                 "outcome_detail", "in_maintenance", "received_at")
+                 "summary", "details", "severity", "priority", "source", "labels", "links", "payload",
+                 "outcome", "outcome_detail", "in_maintenance", "received_at")
 TIMELINE_COLUMNS = ("incident_id", "service_id", "kind", "message", "via", "data", "created_at")
 
 
@@ -69,11 +81,8 @@ class _Pending:
 
 
 class AlertBatch:
-    def __init__(
-        self, items: list[QueuedEvent], *, orphan: Callable[[QueuedEvent, AlertEvent], None]
-    ) -> None:
+    def __init__(self, items: list[QueuedEvent]) -> None:
         self.items = items
-        self.orphan = orphan
         self.pending = _Pending()
         self.open: dict[tuple[int, str], Incident] = {}
 
@@ -84,11 +93,10 @@ class AlertBatch:
         for plan in plans:
             if plan.integration is None:
                 self._flush()
-                self.orphan(plan.item, plan.event)
+                orphan_store(plan.item, plan.event)
             elif plan.triage.suppress:
-                names = ", ".join(rule.name for rule in plan.triage.applied)
                 self._collect(plan, _window_at(windows, plan), None, Alert.Outcome.SUPPRESSED,
-                              f"Suppressed by triage rule(s): {names}")
+                              suppressed_detail(plan.triage.applied))
             elif plan.triaged.action == AlertAction.TRIGGER and plan.key in self.open:
                 self._group(plan, self.open[plan.key], _window_at(windows, plan))
             else:
@@ -177,7 +185,7 @@ class AlertBatch:
     def _group(self, plan: Plan, incident: Incident, window: MaintenanceWindow | None) -> None:
         """What ``alert_ingest`` does for a trigger with an open incident, deferred to
         ``_flush``."""
-        values = self._collect(plan, window, incident, Alert.Outcome.GROUPED, f"Added to {incident.ref}")
+        values = self._collect(plan, window, incident, Alert.Outcome.GROUPED, grouped_detail(incident))
         at = plan.item.received_at
         delta = self.pending.deltas.setdefault(incident.pk, [0, at, None])
         delta[0] += 1
@@ -186,14 +194,11 @@ class AlertBatch:
         if SEVERITY_RANK[severity] < SEVERITY_RANK[incident.severity]:
             self.pending.severity_entries[len(self.pending.alerts) - 1] = (
                 incident.pk, incident.service_id, Kind.SEVERITY,
-                f"Severity raised from {incident.severity} to {severity} by a new alert", Via.SYSTEM, {}, at,
+                severity_raised_message(incident.severity, severity), Via.SYSTEM, {}, at,
             )
             incident.severity = delta[2] = severity
-            transaction.on_commit(
-                lambda incident=incident: signals.incident_updated.send(
-                    sender=Incident, incident=incident, user=None, via=Via.INTEGRATION, fields=["severity"],
-                )
-            )
+            send_on_commit(signals.incident_updated, incident, user=None, via=Via.INTEGRATION,
+                           fields=["severity"])
 
     def _ingest_alone(self, plan: Plan) -> None:
         assert plan.integration is not None
@@ -219,12 +224,25 @@ class AlertBatch:
             if alert["incident_id"] is None:
                 continue
             entries.append((alert["incident_id"], alert["service_id"], Kind.ALERT,
-                            f"Alert received: {alert['summary']}", Via.INTEGRATION, {"alert_id": alert_id},
+                            alert_received_message(alert["summary"]), Via.INTEGRATION, {"alert_id": alert_id},
                             alert["received_at"]))
             if position in pending.severity_entries:
                 entries.append(pending.severity_entries[position])
         rows_insert(TimelineEntry, TIMELINE_COLUMNS, entries)
         _incidents_update(pending.deltas)
+
+
+def orphan_store(item: QueuedEvent, event: AlertEvent) -> None:
+    """The integration was deleted between the 2xx and the batch: keep the alert on
+    its service (if that still exists), marked failed, rather than drop it."""
+    if not Service.objects.filter(pk=item.service_id).exists():
+        log.warning("Dropping queued event %s: its integration and service were deleted", item.pk)
+        return
+    alert = alert_build(integration=None, service=Service(pk=item.service_id), event=event,
+                        sent_key=event.dedup_key, window=None, at=item.received_at)
+    alert.outcome = Alert.Outcome.FAILED
+    alert.outcome_detail = "The integration was deleted before this event was applied."
+    alert.save(force_insert=True)
 
 
 def _window_at(windows: dict[int, list[MaintenanceWindow]], plan: Plan) -> MaintenanceWindow | None:

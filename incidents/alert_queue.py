@@ -37,11 +37,11 @@ from django.db import (
 )
 from django.utils import timezone
 
-from incidents.alert_batch import AlertBatch
+from incidents.alert_batch import AlertBatch, orphan_store
 from incidents.events import AlertEvent, event_from_json, event_to_json
-from incidents.models import Alert, Integration, QueuedEvent, Service
+from incidents.models import Integration, QueuedEvent
 from incidents.queue_insert import group_commit
-from incidents.services import alert_build, alert_ingest, alert_store_failed
+from incidents.services import alert_ingest, alert_store_failed
 from ircore.counters import counter_next
 
 log = logging.getLogger(__name__)
@@ -109,7 +109,7 @@ def queue_apply_batch(*, limit: int = BATCH_SIZE) -> int:
         done = items
         try:
             with transaction.atomic():
-                AlertBatch(items, orphan=_store_orphan).apply()
+                AlertBatch(items).apply()
         except (OperationalError, InterfaceError):
             raise  # the database is gone: the events stay queued for the next try
         except Exception:  # noqa: BLE001 - one bad event must not block the queue
@@ -164,7 +164,7 @@ def _apply_alone(item: QueuedEvent) -> bool:
     try:
         with transaction.atomic():
             if integration is None:
-                _store_orphan(item, event)
+                orphan_store(item, event)
             else:
                 alert_ingest(integration=integration, event=event, received_at=item.received_at)
         return True
@@ -187,16 +187,3 @@ def _apply_alone(item: QueuedEvent) -> bool:
         error = f"{error}; keeping it as a failed alert failed too: {exc!r}"
     QueuedEvent.objects.filter(pk=item.pk).update(error=error[:4000])
     return False
-
-
-def _store_orphan(item: QueuedEvent, event: AlertEvent) -> None:
-    """The integration was deleted between the 2xx and the batch: keep the alert on
-    its service (if that still exists), marked failed, rather than drop it."""
-    if not Service.objects.filter(pk=item.service_id).exists():
-        log.warning("Dropping queued event %s: its integration and service were deleted", item.pk)
-        return
-    alert = alert_build(integration=None, service=Service(pk=item.service_id), event=event,
-                        sent_key=event.dedup_key, window=None, at=item.received_at)
-    alert.outcome = Alert.Outcome.FAILED
-    alert.outcome_detail = "The integration was deleted before this event was applied."
-    alert.save(force_insert=True)

@@ -41,7 +41,8 @@ User = AbstractBaseUser
 SEVERITY_RANK = {Severity.SEV1: 1, Severity.SEV2: 2, Severity.SEV3: 3, Severity.SEV4: 4}
 
 
-def _send_on_commit(signal: Signal, incident: Incident, **kwargs: Any) -> None:
+def send_on_commit(signal: Signal, incident: Incident, **kwargs: Any) -> None:
+    """Announce a change through ``incidents.signals`` once the transaction commits."""
     transaction.on_commit(lambda: signal.send(sender=Incident, incident=incident, **kwargs))
 
 
@@ -145,9 +146,24 @@ def alert_build(
     return alert
 
 
-def alert_mark_suppressed(alert: Alert, rule_names: str) -> None:
-    alert.outcome = Alert.Outcome.SUPPRESSED
-    alert.outcome_detail = f"Suppressed by triage rule(s): {rule_names}"
+# What an alert says it did and what the timeline says about it: written by
+# alert_ingest one event at a time and by the batch applier (incidents.alert_batch).
+
+
+def suppressed_detail(rules: list[TriageRule]) -> str:
+    return f"Suppressed by triage rule(s): {', '.join(rule.name for rule in rules)}"
+
+
+def grouped_detail(incident: Incident) -> str:
+    return f"Added to {incident.ref}"
+
+
+def alert_received_message(summary: str) -> str:
+    return f"Alert received: {summary}"
+
+
+def severity_raised_message(old: str, new: str) -> str:
+    return f"Severity raised from {old} to {new} by a new alert"
 
 
 def alert_ingest(
@@ -179,7 +195,8 @@ def alert_ingest(
                             window=window, at=now)
         rule_names = ", ".join(rule.name for rule in triage.applied)
         if triage.suppress:
-            alert_mark_suppressed(alert, rule_names)
+            alert.outcome = Alert.Outcome.SUPPRESSED
+            alert.outcome_detail = suppressed_detail(triage.applied)
             alert.save(force_insert=True)
             return IngestResult(alert, None, alert.outcome, alert.outcome_detail)
         if event.action == AlertAction.TRIGGER:
@@ -225,7 +242,7 @@ def _ingest_trigger(
     assert incident is not None
     alert.incident = incident
     alert.outcome = Alert.Outcome.GROUPED
-    alert.outcome_detail = f"Added to {incident.ref}"
+    alert.outcome_detail = grouped_detail(incident)
     alert.save(force_insert=True)
     updates: dict[str, Any] = {"alert_count": F("alert_count") + 1, "last_alert_at": now, "updated_at": now}
     raised = SEVERITY_RANK[alert.severity] < SEVERITY_RANK[incident.severity]
@@ -234,15 +251,15 @@ def _ingest_trigger(
     Incident.objects.filter(pk=incident.pk).update(**updates)
     timeline_add(
         incident=incident, kind=Kind.ALERT, via=Via.INTEGRATION, at=now,
-        message=f"Alert received: {alert.summary}", data={"alert_id": alert.pk},
+        message=alert_received_message(alert.summary), data={"alert_id": alert.pk},
     )
     if raised:
         timeline_add(
             incident=incident, kind=Kind.SEVERITY, at=now,
-            message=f"Severity raised from {incident.severity} to {alert.severity} by a new alert",
+            message=severity_raised_message(incident.severity, alert.severity),
         )
         incident.severity = alert.severity
-        _send_on_commit(signals.incident_updated, incident, user=None, via=Via.INTEGRATION,
+        send_on_commit(signals.incident_updated, incident, user=None, via=Via.INTEGRATION,
                         fields=["severity"])
     return IngestResult(alert, incident, alert.outcome, alert.outcome_detail)
 
@@ -283,7 +300,7 @@ def _incident_open(
             f"({window}): nobody is paged.",
             data={"maintenance_window_id": window.pk},
         )
-    _send_on_commit(signals.incident_triggered, incident, user=None, via=Via.INTEGRATION, reopened=False)
+    send_on_commit(signals.incident_triggered, incident, user=None, via=Via.INTEGRATION, reopened=False)
     return incident
 
 
@@ -418,7 +435,7 @@ def incident_acknowledge(
         who = reason or f"by {_actor_name(user, via)}"
         timeline_add(incident=incident, kind=Kind.ACKNOWLEDGED, actor=user, via=via, at=now,
                      message=f"Acknowledged {who}{_via_suffix(via)}")
-        _send_on_commit(signals.incident_acknowledged, incident, user=user, via=via)
+        send_on_commit(signals.incident_acknowledged, incident, user=user, via=via)
     return True
 
 
@@ -429,7 +446,7 @@ def incident_unacknowledge(*, incident: Incident, user: User | None, via: str) -
             return False
         timeline_add(incident=incident, kind=Kind.UNACKNOWLEDGED, actor=user, via=via,
                      message=f"Un-acknowledged by {_actor_name(user, via)}{_via_suffix(via)}")
-        _send_on_commit(signals.incident_unacknowledged, incident, user=user, via=via)
+        send_on_commit(signals.incident_unacknowledged, incident, user=user, via=via)
     return True
 
 
@@ -444,7 +461,7 @@ def incident_resolve(
         who = reason or f"by {_actor_name(user, via)}"
         timeline_add(incident=incident, kind=Kind.RESOLVED, actor=user, via=via, at=now,
                      message=f"Resolved {who}{_via_suffix(via)}")
-        _send_on_commit(signals.incident_resolved, incident, user=user, via=via)
+        send_on_commit(signals.incident_resolved, incident, user=user, via=via)
     return True
 
 
@@ -462,7 +479,7 @@ def incident_reopen(*, incident: Incident, user: User | None, via: str) -> bool:
                 return False
             timeline_add(incident=incident, kind=Kind.REOPENED, actor=user, via=via, at=now,
                          message=f"Reopened by {_actor_name(user, via)}{_via_suffix(via)}")
-            _send_on_commit(signals.incident_triggered, incident, user=user, via=via, reopened=True)
+            send_on_commit(signals.incident_triggered, incident, user=user, via=via, reopened=True)
     except IntegrityError:
         incident.refresh_from_db()
         raise ReopenConflict(
@@ -484,7 +501,7 @@ def incident_mitigate(*, incident: Incident, user: User | None, via: str) -> boo
         incident.mitigated_at = now
         timeline_add(incident=incident, kind=Kind.MITIGATED, actor=user, via=via, at=now,
                      message=f"Marked mitigated by {_actor_name(user, via)}{_via_suffix(via)}")
-        _send_on_commit(signals.incident_updated, incident, user=user, via=via, fields=["mitigated_at"])
+        send_on_commit(signals.incident_updated, incident, user=user, via=via, fields=["mitigated_at"])
     return True
 
 
@@ -500,7 +517,7 @@ def incident_escalate(*, incident: Incident, user: User | None, via: str) -> boo
                  acknowledged_at=None, acknowledged_by=None)
         timeline_add(incident=incident, kind=Kind.ESCALATION, actor=user, via=via,
                      message=f"Escalation requested by {_actor_name(user, via)}{_via_suffix(via)}")
-        _send_on_commit(signals.incident_escalation_requested, incident, user=user, via=via)
+        send_on_commit(signals.incident_escalation_requested, incident, user=user, via=via)
     return True
 
 
@@ -510,7 +527,7 @@ def incident_add_note(*, incident: Incident, user: User | None, text: str, via: 
         raise ValueError("A note cannot be empty.")
     with transaction.atomic():
         entry = timeline_add(incident=incident, kind=Kind.NOTE, actor=user, via=via, message=text)
-        _send_on_commit(signals.incident_updated, incident, user=user, via=via, fields=["notes"])
+        send_on_commit(signals.incident_updated, incident, user=user, via=via, fields=["notes"])
     return entry
 
 
@@ -527,7 +544,7 @@ def _set_field(
         timeline_add(incident=incident, kind=kind, actor=user, via=via,
                      message=f"{label} changed from {old} to {value} by "
                      f"{_actor_name(user, via)}{_via_suffix(via)}")
-        _send_on_commit(signals.incident_updated, incident, user=user, via=via, fields=[field])
+        send_on_commit(signals.incident_updated, incident, user=user, via=via, fields=[field])
     return True
 
 
@@ -583,7 +600,7 @@ def incident_assign_roles(
                 timeline_add(incident=incident, kind=Kind.ROLE, actor=user, via=via,
                              message=f"{field.capitalize()}: {names}")
         if changed:
-            _send_on_commit(signals.incident_updated, incident, user=user, via=via, fields=changed)
+            send_on_commit(signals.incident_updated, incident, user=user, via=via, fields=changed)
     incident.refresh_from_db()
     return changed
 
@@ -628,5 +645,5 @@ def incident_declare(
         timeline_add(incident=incident, kind=Kind.TRIGGERED, actor=user, via=via, at=now,
                      message=f"Declared by {_actor_name(user, via)}{_via_suffix(via)} "
                      f"({incident.severity}, {incident.priority})")
-        _send_on_commit(signals.incident_triggered, incident, user=user, via=via, reopened=False)
+        send_on_commit(signals.incident_triggered, incident, user=user, via=via, reopened=False)
     return incident

@@ -1,7 +1,7 @@
 """Signals through which `incidents` tells the apps above it what happened.
 
 All are sent after the transaction that made the change has committed (see
-``incidents.services._send_on_commit``), with ``sender=Incident`` and ``incident=``.
+``incidents.services.send_on_commit``), with ``sender=Incident`` and ``incident=``.
 Extra keyword arguments: ``user`` (may be None), ``via`` (TimelineEntry.Via), and for
 ``incident_triggered`` ``reopened`` (bool).
 """
