@@ -35,7 +35,11 @@ from ircore.api import TeamScopedViewSetMixin
 from oncall import schedule_engine as engine
 from oncall import selectors
 from oncall.models import Override, Rotation, RotationMember, Schedule, validate_restrictions
-from oncall.services import rotation_current_member_ids, rotation_members_set
+from oncall.services import (
+    rotation_current_member_ids,
+    rotation_current_members_prefetch,
+    rotation_members_set,
+)
 
 User = get_user_model()
 MAX_SPAN = timedelta(days=366)
@@ -73,7 +77,10 @@ class MemberIdsField(serializers.ListField):
     plain attribute to read)."""
 
     def get_attribute(self, instance: Rotation) -> list[int]:
-        return rotation_current_member_ids(rotation=instance)
+        rows = getattr(instance, "current_members", None)  # prefetched for lists
+        if rows is None:
+            return rotation_current_member_ids(rotation=instance)
+        return [r.user_id for r in rows]
 
 
 class RotationSerializer(ScopedRelatedFieldsMixin, serializers.ModelSerializer):
@@ -364,6 +371,12 @@ class RotationViewSet(TeamScopedModelViewSet):
     queryset = Rotation.objects.select_related("schedule").order_by("schedule_id", "-priority")
     serializer_class = RotationSerializer
     filterset_fields = ["schedule"]
+
+    def get_queryset(self) -> QuerySet:
+        queryset = super().get_queryset()
+        if self.action == "list":  # members are written on the other actions: never prefetched there
+            queryset = queryset.prefetch_related(rotation_current_members_prefetch())
+        return queryset
 
     def team_id_from_data(self, data: dict[str, Any]) -> int | None:
         schedule = data.get("schedule")

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Prefetch, Q, QuerySet
 from django.utils import timezone
 
 from oncall.models import CalendarFeed, Override, Rotation, RotationMember, Schedule, new_feed_token
@@ -23,13 +23,24 @@ def _team_member_ids(schedule: Schedule) -> set[int]:
     return set(schedule.team.memberships.values_list("user_id", flat=True))
 
 
-def rotation_current_member_ids(*, rotation: Rotation, at: datetime | None = None) -> list[int]:
+def _current_members(rows: QuerySet[RotationMember], at: datetime | None) -> QuerySet[RotationMember]:
     at = at or timezone.now()
-    rows = rotation.members.filter(
+    return rows.filter(
         Q(effective_from__isnull=True) | Q(effective_from__lte=at),
         Q(effective_until__isnull=True) | Q(effective_until__gt=at),
     ).order_by("position", "id")
-    return [r.user_id for r in rows]
+
+
+def rotation_current_member_ids(*, rotation: Rotation, at: datetime | None = None) -> list[int]:
+    return [r.user_id for r in _current_members(rotation.members.all(), at)]
+
+
+def rotation_current_members_prefetch(*, at: datetime | None = None) -> Prefetch:
+    """For a list of rotations: their current members (``rotation.current_members``) in
+    one query. Only for read-only lists: the attribute is not refreshed when the members
+    change."""
+    return Prefetch("members", queryset=_current_members(RotationMember.objects.all(), at),
+                    to_attr="current_members")
 
 
 @transaction.atomic

@@ -187,6 +187,37 @@ def test_member_change_via_api_keeps_history(manager, responder, secondary, week
     )
 
 
+def test_rotation_list_shows_current_members_in_a_fixed_number_of_queries(
+    manager, responder, secondary, weekly
+):
+    from datetime import date
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from oncall.services import rotation_members_set
+
+    # A change that starts tomorrow is not the current list yet.
+    rotation_members_set(rotation=weekly, user_ids=[manager.pk], effective_from=NOW + timedelta(days=1))
+    client = api(manager)
+    client.get("/api/v1/rotations/")  # the user's team roles are cached after the first request
+    with CaptureQueriesContext(connection) as few:
+        rows = client.get("/api/v1/rotations/").json()["results"]
+    assert [r["members"] for r in rows] == [[responder.pk, secondary.pk, manager.pk]]
+    for i in range(4):
+        extra = Rotation.objects.create(
+            schedule=weekly.schedule, name=f"extra {i}", priority=10 + i, shift_unit="days",
+            handoff_date=date(2024, 1, 1),
+        )
+        rotation_members_set(rotation=extra, user_ids=[secondary.pk, responder.pk])
+    with CaptureQueriesContext(connection) as many:
+        rows = client.get("/api/v1/rotations/").json()["results"]
+    assert len(rows) == 5
+    assert {r["name"]: r["members"] for r in rows}["Weekly"] == [responder.pk, secondary.pk, manager.pk]
+    assert {r["name"]: r["members"] for r in rows}["extra 0"] == [secondary.pk, responder.pk]
+    assert len(many.captured_queries) == len(few.captured_queries)
+
+
 def test_overrides_by_responders_and_validation(responder, secondary, outsider, weekly):
     client = api(responder)
     url = "/api/v1/overrides/"
