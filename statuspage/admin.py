@@ -395,6 +395,8 @@ class UpdateTemplateAdmin(PageScopedAdmin):
     form = UpdateTemplateForm
     list_display = ["name", "page", "event", "update_status"]
     list_filter = ["event"]
+    # The page is nullable, which Django's automatic select_related does not follow.
+    list_select_related = ["page"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         base = UpdateTemplate.objects.all()
@@ -423,6 +425,7 @@ class ComponentStatusChangeAdmin(TeamScopedAdmin):
 
     team_field = "component__page__team"
     list_display = ["component", "old_status", "new_status", "changed_at", "source", "actor"]
+    list_select_related = ["component", "actor"]
     list_filter = ["source", "new_status"]
     date_hierarchy = "changed_at"
 

@@ -246,3 +246,34 @@ def test_service_link_to_another_teams_service_is_refused(client, admin_user, pa
     assert response.status_code == 200
     assert "belongs to another team" in response.content.decode()
     assert not api_component.service_links.exists()
+
+
+def _changelist_queries(client, url: str) -> int:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(url).status_code == 200
+    return len(queries)
+
+
+@pytest.mark.parametrize(
+    "url", ["/admin/statuspage/updatetemplate/", "/admin/statuspage/componentstatuschange/"]
+)
+def test_changelist_queries_do_not_grow_with_rows(client, manager, page, url):
+    from statuspage.models import UpdateTemplate
+
+    def add_rows(tag: str, count: int) -> None:
+        for i in range(count):
+            component = Component.objects.create(page=page, name=f"{tag}{i}")
+            services.component_set_status(component=component, status="major_outage", actor=manager)
+            UpdateTemplate.objects.create(
+                page=page, name=f"{tag}{i}", event="triggered", update_status="investigating",
+                title="t", body="b",
+            )
+
+    client.force_login(manager)
+    add_rows("first", 1)
+    before = _changelist_queries(client, url)
+    add_rows("more", 5)
+    assert _changelist_queries(client, url) == before
