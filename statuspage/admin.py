@@ -10,7 +10,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Prefetch, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils.html import format_html
 
@@ -444,27 +444,27 @@ def status_pages_panel(request: HttpRequest) -> dict[str, Any] | None:
     """Each of the user's status pages as visitors see it, and drafts waiting to be published."""
     from statuspage.selectors import page_status
 
-    pages = list(permissions.scope_queryset(StatusPage.objects.order_by("title"), request.user)[:20])
+    unresolved = PublicIncident.objects.exclude(status="resolved")
+    drafts = unresolved.filter(published=False).select_related("source_incident").order_by("-started_at")
+    pages = list(
+        permissions.scope_queryset(StatusPage.objects.order_by("title"), request.user).prefetch_related(
+            "components",
+            Prefetch("incidents", queryset=unresolved.filter(published=True), to_attr="open_incidents"),
+            Prefetch("incidents", queryset=drafts[:5], to_attr="drafts"),
+        )[:20]
+    )
     if not pages:
         return None
     rows = []
     for page in pages:
-        components = list(page.components.all())
-        open_incidents = list(page.incidents.filter(published=True).exclude(status="resolved"))
-        indicator, description = page_status(components, open_incidents)
-        drafts = list(
-            page.incidents.filter(published=False)
-            .exclude(status="resolved")
-            .select_related("source_incident")
-            .order_by("-started_at")[:5]
-        )
+        indicator, description = page_status(list(page.components.all()), page.open_incidents)
         rows.append(
             {
                 "page": page,
                 "indicator": indicator,
                 "description": description,
-                "open": len(open_incidents),
-                "drafts": drafts,
+                "open": len(page.open_incidents),
+                "drafts": page.drafts,
             }
         )
     return {"template": "statuspage/admin_dashboard_panel.html", "order": 40, "rows": rows}

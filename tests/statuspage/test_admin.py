@@ -277,3 +277,23 @@ def test_changelist_queries_do_not_grow_with_rows(client, manager, page, url):
     before = _changelist_queries(client, url)
     add_rows("more", 5)
     assert _changelist_queries(client, url) == before
+
+
+def test_dashboard_panel_queries_do_not_grow_with_pages(client, responder, team_a):
+    def add_page(slug: str) -> None:
+        page = StatusPage.objects.create(team=team_a, slug=slug, title=slug)
+        Component.objects.create(page=page, name=f"{slug} API")
+        services.public_incident_create(page=page, name=f"Open {slug}", body="x", published=True)
+        for i in range(7):
+            services.public_incident_create(page=page, name=f"Draft {slug} {i}", body="x", published=False)
+
+    client.force_login(responder)
+    add_page("first")
+    before = _changelist_queries(client, "/admin/")
+    for slug in ("second", "third", "fourth"):
+        add_page(slug)
+    assert _changelist_queries(client, "/admin/") == before
+    html = client.get("/admin/").content.decode()
+    # Each page lists its five newest drafts.
+    assert html.count("Draft waiting to be published") == 4 * 5
+    assert "Draft fourth 6" in html and "Draft fourth 1" not in html
