@@ -37,6 +37,7 @@ from oncall.services import (
     calendar_feed_regenerate,
     override_create,
     rotation_current_member_ids,
+    rotation_current_members_prefetch,
     rotation_members_set,
     schedule_ical_token_regenerate,
 )
@@ -84,7 +85,10 @@ class RotationInlineForm(forms.ModelForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.member_ids: list[int] = []
-        if self.instance.pk:
+        rows = getattr(self.instance, "current_members", None)  # prefetched by RotationInline
+        if rows is not None:
+            self.initial["members"] = ", ".join(r.user.username for r in rows)
+        elif self.instance.pk:
             ids = rotation_current_member_ids(rotation=self.instance)
             names = dict(User.objects.filter(pk__in=ids).values_list("pk", "username"))
             self.initial["members"] = ", ".join(names[i] for i in ids if i in names)
@@ -136,6 +140,11 @@ class RotationInline(admin.StackedInline):
             },
         )
     ]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        # Each layer's member list in one query for the whole page, not two per layer.
+        members = rotation_current_members_prefetch(with_users=True)
+        return super().get_queryset(request).prefetch_related(members)
 
     def _team_id(self, obj: Schedule | None) -> int | None:
         return obj.team_id if obj is not None else None

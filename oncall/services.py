@@ -35,12 +35,12 @@ def rotation_current_member_ids(*, rotation: Rotation, at: datetime | None = Non
     return [r.user_id for r in _current_members(rotation.members.all(), at)]
 
 
-def rotation_current_members_prefetch(*, at: datetime | None = None) -> Prefetch:
+def rotation_current_members_prefetch(*, at: datetime | None = None, with_users: bool = False) -> Prefetch:
     """For a list of rotations: their current members (``rotation.current_members``) in
     one query. Only for read-only lists: the attribute is not refreshed when the members
     change."""
-    return Prefetch("members", queryset=_current_members(RotationMember.objects.all(), at),
-                    to_attr="current_members")
+    rows = RotationMember.objects.select_related("user") if with_users else RotationMember.objects.all()
+    return Prefetch("members", queryset=_current_members(rows, at), to_attr="current_members")
 
 
 @transaction.atomic

@@ -144,6 +144,34 @@ def test_inline_member_edit_applies_from_now_and_keeps_history(client, manager, 
     assert RotationMember.objects.filter(rotation=weekly, effective_from=NOW).count() == 2
 
 
+def test_change_page_lists_layer_members_in_a_fixed_number_of_queries(client, manager, weekly, secondary):
+    # A change that starts tomorrow is not the current list yet.
+    rotation_members_set(rotation=weekly, user_ids=[secondary.pk], effective_from=NOW + timedelta(days=1))
+    client.force_login(manager)
+    client.get(change_url(weekly.schedule))
+    with CaptureQueriesContext(connection) as few:
+        response = client.get(change_url(weekly.schedule))
+    (form,) = response.context["inline_admin_formsets"][0].formset.forms
+    assert form.initial["members"] == "rita, sam, maya"
+    for i in range(4):
+        extra = Rotation.objects.create(
+            schedule=weekly.schedule, name=f"extra {i}", priority=10 + i, shift_unit="days",
+            handoff_date=date(2024, 1, 1),
+        )
+        rotation_members_set(rotation=extra, user_ids=[secondary.pk])
+    with CaptureQueriesContext(connection) as many:
+        response = client.get(change_url(weekly.schedule))
+    forms = response.context["inline_admin_formsets"][0].formset.forms
+    assert [f.initial["members"] for f in forms] == ["sam"] * 4 + ["rita, sam, maya"]
+    assert len(many.captured_queries) == len(few.captured_queries)
+    # Saved unchanged, the lists stay as they are.
+    rows = RotationMember.objects.count()
+    fields = [rotation_fields(f.instance, f.initial["members"]) for f in forms]
+    response = client.post(change_url(weekly.schedule), inline_data(weekly.schedule, fields))
+    assert response.status_code == 302, response.context and response.context["errors"]
+    assert RotationMember.objects.count() == rows
+
+
 def test_inline_member_edit_rejects_unknown_and_outsiders(client, manager, weekly, outsider):
     client.force_login(manager)
     for members, message in [
