@@ -15,6 +15,24 @@ def mgmt(prefix, total=0, initial=0):
     }
 
 
+def post_component_change(client, component, *, status, **extra):
+    """The component's change form as the console posts it, with ``status`` and extra fields."""
+    return client.post(
+        f"/admin/statuspage/component/{component.pk}/change/",
+        {
+            "page": component.page_id,
+            "group": component.group_id,
+            "name": component.name,
+            "description": "",
+            "position": component.position,
+            "status": status,
+            "show_uptime": "on",
+            **mgmt("service_links"),
+            **extra,
+        },
+    )
+
+
 def test_changelists_are_team_scoped(client, page, api_component, outsider, manager, team_b):
     other = StatusPage.objects.create(team=team_b, slug="other", title="Other Team Page")
     Component.objects.create(page=other, name="Other component")
@@ -52,19 +70,7 @@ def test_responder_cannot_bulk_change_components(client, responder, api_componen
 
 def test_component_status_edit_is_logged(client, manager, page, api_component):
     client.force_login(manager)
-    response = client.post(
-        f"/admin/statuspage/component/{api_component.pk}/change/",
-        {
-            "page": page.pk,
-            "group": api_component.group_id,
-            "name": "Payments API",
-            "description": "",
-            "position": 1,
-            "status": "degraded_performance",
-            "show_uptime": "on",
-            **mgmt("service_links"),
-        },
-    )
+    response = post_component_change(client, api_component, status="degraded_performance")
     assert response.status_code == 302, response.content.decode()[:2000]
     assert ComponentStatusChange.objects.get().new_status == "degraded_performance"
 
@@ -224,17 +230,12 @@ def test_dashboard_panel_shows_status_and_drafts(client, responder, outsider, pa
 
 def test_service_link_to_another_teams_service_is_refused(client, admin_user, page, api_component, service_b):
     client.force_login(admin_user)
-    response = client.post(
-        f"/admin/statuspage/component/{api_component.pk}/change/",
-        {
-            "page": page.pk,
-            "group": api_component.group_id,
-            "name": "Payments API",
-            "description": "",
-            "position": 1,
-            "status": "operational",
-            "show_uptime": "on",
-            **mgmt("service_links", total=1),
+    response = post_component_change(
+        client,
+        api_component,
+        status="operational",
+        **mgmt("service_links", total=1),
+        **{
             "service_links-0-service": service_b.pk,
             "service_links-0-mode": "automatic",
             "service_links-0-sev1_status": "major_outage",
