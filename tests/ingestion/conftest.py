@@ -9,17 +9,18 @@ import ipaddress
 import json
 import ssl
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.core.cache import cache
 from django.core.servers.basehttp import WSGIServer
-from django.db import connections
+from django.db import connection, connections
 from django.test.testcases import LiveServerThread, QuietWSGIRequestHandler, _StaticFilesHandler
 
 from incidents.alert_queue import queue_drain
+from incidents.models import Alert
 
 
 @pytest.fixture(autouse=True)
@@ -54,6 +55,65 @@ def post_json(client, url: str, body: Any, *, apply: bool = True, **extra):
     if apply:
         queue_drain()
     return response
+
+
+def in_threads(count: int, work: Callable[[int], Any]) -> list[Any]:
+    """Run ``work(i)`` in ``count`` threads released together (each with its own database
+    connection); return what each returned, or the exception it raised."""
+    barrier = threading.Barrier(count, timeout=30)
+    results: list[Any] = [None] * count
+
+    def run(i: int) -> None:
+        try:
+            barrier.wait()
+            results[i] = work(i)
+        except BaseException as exc:  # noqa: BLE001 - reported to the test
+            results[i] = exc
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads), "a thread hung"
+    return results
+
+
+@contextlib.contextmanager
+def alert_inserts_refused(dedup_key: str, *, message: str, failed_too: bool) -> Iterator[Callable[[], None]]:
+    """A real database error for one event: a trigger that aborts inserting an alert with
+    ``dedup_key`` (also as a failed alert if ``failed_too``). Yields a function that
+    removes the trigger early (the cause fixed)."""
+    table, name = Alert._meta.db_table, f"refuse_{dedup_key}"
+    condition = f"NEW.dedup_key = '{dedup_key}'" + ("" if failed_too else " AND NEW.outcome <> 'failed'")
+    with connection.cursor() as cursor:
+        if connection.vendor == "sqlite":
+            cursor.execute(f"CREATE TRIGGER {name} BEFORE INSERT ON {table} WHEN {condition} "
+                           f"BEGIN SELECT RAISE(ABORT, '{message}'); END")
+        else:
+            cursor.execute(f"CREATE FUNCTION {name}() RETURNS trigger AS $$ BEGIN IF {condition} THEN "
+                           f"RAISE EXCEPTION '{message}'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql")
+            cursor.execute(f"CREATE TRIGGER {name} BEFORE INSERT ON {table} FOR EACH ROW "
+                           f"EXECUTE FUNCTION {name}()")
+    armed = [True]
+
+    def remove() -> None:
+        if not armed[0]:
+            return
+        armed[0] = False
+        with connection.cursor() as cursor:
+            if connection.vendor == "sqlite":
+                cursor.execute(f"DROP TRIGGER {name}")
+            else:
+                cursor.execute(f"DROP TRIGGER {name} ON {table}")
+                cursor.execute(f"DROP FUNCTION {name}()")
+
+    try:
+        yield remove
+    finally:
+        remove()
 
 
 # --------------------------------------------------------------------------- outage

@@ -42,6 +42,7 @@ from incidents.models import (
 from incidents.services import alert_ingest, alert_reprocess
 from ircore.clock import clock_run
 from ircore.models import Counter
+from tests.ingestion.conftest import alert_inserts_refused
 
 BASE_AT = timezone.now().replace(microsecond=0) - timedelta(hours=3)
 STEP = timedelta(seconds=7)
@@ -340,25 +341,8 @@ def test_a_failed_alert_keeps_when_the_event_was_received_and_its_priority(
 @pytest.fixture
 def unstorable_alert(db):
     """A database that refuses any alert with dedup key 'stuck', even a failed one."""
-    from django.db import connection
-
-    table = Alert._meta.db_table
-    with connection.cursor() as cursor:
-        if connection.vendor == "sqlite":
-            cursor.execute(f"CREATE TRIGGER stuck BEFORE INSERT ON {table} WHEN NEW.dedup_key = 'stuck' "
-                           "BEGIN SELECT RAISE(ABORT, 'refused'); END")
-        else:
-            cursor.execute("CREATE FUNCTION stuck() RETURNS trigger AS $$ BEGIN IF NEW.dedup_key = 'stuck' "
-                           "THEN RAISE EXCEPTION 'refused'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql")
-            cursor.execute(f"CREATE TRIGGER stuck BEFORE INSERT ON {table} FOR EACH ROW "
-                           "EXECUTE FUNCTION stuck()")
-    yield
-    with connection.cursor() as cursor:
-        if connection.vendor == "sqlite":
-            cursor.execute("DROP TRIGGER stuck")
-        else:
-            cursor.execute(f"DROP TRIGGER stuck ON {table}")
-            cursor.execute("DROP FUNCTION stuck()")
+    with alert_inserts_refused("stuck", message="refused", failed_too=True):
+        yield
 
 
 def test_an_event_that_cannot_even_be_kept_does_not_block_the_queue(

@@ -18,6 +18,7 @@ from django.test.testcases import LiveServerThread, QuietWSGIRequestHandler, _St
 from incidents.alert_queue import queue_applier_run
 from incidents.models import Alert, Incident, QueuedEvent, TimelineEntry
 from ircore.clock import clock_run
+from tests.ingestion.conftest import in_threads
 
 pytestmark = pytest.mark.postgres
 
@@ -94,29 +95,6 @@ def appliers() -> Iterator[Callable[[int], None]]:
     assert not any(thread.is_alive() for thread in threads), "an applier did not stop"
 
 
-def _in_threads(count: int, work: Callable[[int], int]) -> list[int]:
-    """Run ``work(i)`` in ``count`` threads released together; return status codes."""
-    barrier = threading.Barrier(count, timeout=30)
-    results: list[int | BaseException] = [0] * count
-
-    def run(i: int) -> None:
-        try:
-            barrier.wait()
-            results[i] = work(i)
-        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
-            results[i] = exc
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(thread.is_alive() for thread in threads), "a request hung"
-    return results  # type: ignore[return-value]
-
-
 def _send(url: str, body: dict) -> int:
     response = requests.post(url, json=body, timeout=60)
     assert response.json()["dedup_key"] == body["dedup_key"], response.text
@@ -133,7 +111,7 @@ def test_fifty_concurrent_triggers_with_one_key_make_one_incident(threaded_serve
                                                                   make_integration):
     integration = make_integration(service_a, "pagerduty")
     url = threaded_server + ENQUEUE
-    codes = _in_threads(50, lambda n: _trigger(url, integration.token, "checkout-errors", n))
+    codes = in_threads(50, lambda n: _trigger(url, integration.token, "checkout-errors", n))
     assert codes == [202] * 50
     appliers(50)
     incident = Incident.objects.get()
@@ -151,7 +129,7 @@ def test_concurrent_distinct_keys_get_distinct_sequential_numbers(threaded_serve
                                                                   make_integration):
     integration = make_integration(service_a, "pagerduty")
     url = threaded_server + ENQUEUE
-    codes = _in_threads(30, lambda n: _trigger(url, integration.token, f"key-{n}", n))
+    codes = in_threads(30, lambda n: _trigger(url, integration.token, f"key-{n}", n))
     assert codes == [202] * 30
     appliers(30)
     numbers = sorted(Incident.objects.values_list("number", flat=True))
@@ -170,7 +148,7 @@ def test_concurrent_triggers_and_resolves_leave_at_most_one_open(threaded_server
         return _send(url, {"routing_key": integration.token, "event_action": "resolve",
                            "dedup_key": "flappy"})
 
-    codes = _in_threads(20, work)
+    codes = in_threads(20, work)
     assert codes == [202] * 20
     appliers(20)
     assert Incident.objects.exclude(status="resolved").count() <= 1

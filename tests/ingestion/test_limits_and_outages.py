@@ -9,12 +9,11 @@ import json
 
 import pytest
 import time_machine
-from django.db import connection
 
 from incidents.alert_queue import queue_apply_batch
 from incidents.models import Alert, Incident, QueuedEvent, TimelineEntry
 from incidents.services import alert_reprocess
-from tests.ingestion.conftest import database_unavailable, post_json
+from tests.ingestion.conftest import alert_inserts_refused, database_unavailable, post_json
 from tests.ingestion.test_alertmanager import am_alert, grafana_notification, notification
 
 ENQUEUE = "/integrations/pagerduty/v2/enqueue"
@@ -139,41 +138,11 @@ def test_database_unavailable_is_503_and_nothing_is_written(client, endpoints, n
 
 @pytest.fixture
 def failing_alert_insert(db):
-    """A real database error while applying one event: a trigger that aborts inserting
-    an alert whose dedup key is 'boom' (a constraint or a bug that only this event hits),
-    except as a failed alert. Returns a function that removes the trigger again."""
-    table = Alert._meta.db_table
-    with connection.cursor() as cursor:
-        if connection.vendor == "sqlite":
-            cursor.execute(
-                f"CREATE TRIGGER boom BEFORE INSERT ON {table} "
-                "WHEN NEW.dedup_key = 'boom' AND NEW.outcome <> 'failed' "
-                "BEGIN SELECT RAISE(ABORT, 'simulated storage failure'); END"
-            )
-        else:
-            cursor.execute(
-                "CREATE FUNCTION boom() RETURNS trigger AS $$ BEGIN "
-                "IF NEW.dedup_key = 'boom' AND NEW.outcome <> 'failed' THEN "
-                "RAISE EXCEPTION 'simulated storage failure'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql"
-            )
-            cursor.execute(
-                f"CREATE TRIGGER boom BEFORE INSERT ON {table} FOR EACH ROW EXECUTE FUNCTION boom()"
-            )
-    armed = [True]
-
-    def disarm() -> None:
-        if not armed[0]:
-            return
-        armed[0] = False
-        with connection.cursor() as cursor:
-            if connection.vendor == "sqlite":
-                cursor.execute("DROP TRIGGER boom")
-            else:
-                cursor.execute(f"DROP TRIGGER boom ON {table}")
-                cursor.execute("DROP FUNCTION boom()")
-
-    yield disarm
-    disarm()
+    """A real database error while applying one event: inserting an alert whose dedup key
+    is 'boom' aborts (a constraint or a bug that only this event hits), except as a failed
+    alert. Returns a function that removes the cause."""
+    with alert_inserts_refused("boom", message="simulated storage failure", failed_too=False) as remove:
+        yield remove
 
 
 def test_processing_failure_of_one_event_is_a_failed_alert_and_reprocessing_completes(

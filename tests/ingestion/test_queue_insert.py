@@ -8,39 +8,18 @@ import threading
 import time
 
 import pytest
-from django.db import OperationalError, connection, connections, transaction
+from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
 from incidents import queue_insert
 from incidents.models import QueuedEvent
 from incidents.queue_insert import GroupCommit
+from tests.ingestion.conftest import in_threads
 
 
 def row(integration, text: str) -> tuple:
     at = connection.ops.adapt_datetimefield_value(timezone.now())
     return (integration.pk, integration.service_id, text, at)
-
-
-def run_threads(count: int, work) -> list[BaseException | None]:
-    """``work(i)`` in ``count`` threads started together; what each raised, or None."""
-    outcomes: list[BaseException | None] = [None] * count
-    start = threading.Barrier(count)
-
-    def target(i: int) -> None:
-        try:
-            start.wait()
-            work(i)
-        except BaseException as exc:  # noqa: BLE001 - reported to the test
-            outcomes[i] = exc
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=target, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-    return outcomes
 
 
 @pytest.fixture
@@ -64,7 +43,7 @@ def test_concurrent_requests_share_statements_and_all_rows_are_committed(
 ):
     integration = make_integration(service_a, "generic")
     group = GroupCommit()
-    outcomes = run_threads(16, lambda i: group.insert([row(integration, f'{{"n": {i}}}')]))
+    outcomes = in_threads(16, lambda i: group.insert([row(integration, f'{{"n": {i}}}')]))
     assert outcomes == [None] * 16
     assert sorted(QueuedEvent.objects.values_list("event", flat=True)) == sorted(
         f'{{"n": {i}}}' for i in range(16))
@@ -82,7 +61,7 @@ def test_a_refused_request_does_not_fail_the_others(
         # Request 3 sends a row the database refuses (NOT NULL), the others good ones.
         group.insert([row(integration, None if i == 3 else f"ok {i}")])
 
-    outcomes = run_threads(8, work)
+    outcomes = in_threads(8, work)
     assert outcomes[3] is not None and "null" in str(outcomes[3]).lower()
     assert [o for i, o in enumerate(outcomes) if i != 3] == [None] * 7
     assert QueuedEvent.objects.count() == 7
@@ -105,11 +84,11 @@ def test_an_outage_fails_every_waiting_request_and_the_next_ones_get_through(
         real(rows)
 
     monkeypatch.setattr(queue_insert, "rows_write", write)
-    outcomes = run_threads(6, lambda i: group.insert([row(integration, f"lost {i}")]))
+    outcomes = in_threads(6, lambda i: group.insert([row(integration, f"lost {i}")]))
     assert all(isinstance(o, OperationalError) for o in outcomes), outcomes
     assert not QueuedEvent.objects.exists()
     down.clear()
-    assert run_threads(3, lambda i: group.insert([row(integration, f"kept {i}")])) == [None] * 3
+    assert in_threads(3, lambda i: group.insert([row(integration, f"kept {i}")])) == [None] * 3
     assert QueuedEvent.objects.count() == 3
 
 
@@ -126,7 +105,7 @@ def test_a_batch_is_bounded(transactional_db, service_a, make_integration, slow_
     integration = make_integration(service_a, "generic")
     group = GroupCommit()
     group.max_rows = 5
-    outcomes = run_threads(12, lambda i: group.insert([row(integration, f"a {i}"),
+    outcomes = in_threads(12, lambda i: group.insert([row(integration, f"a {i}"),
                                                        row(integration, f"b {i}")]))
     assert outcomes == [None] * 12
     assert QueuedEvent.objects.count() == 24
