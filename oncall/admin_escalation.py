@@ -76,6 +76,10 @@ class StepInline(admin.TabularInline):
     ordering = ["position", "id"]
     fields = ["position", "users", "schedules", "notify_team", "team_managers", "webhooks", "delay_minutes"]
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        # Each form's selected targets from three queries for the page, not three per step.
+        return super().get_queryset(request).prefetch_related("users", "schedules", "webhooks")
+
     def formfield_for_manytomany(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         ids = permissions.managed_team_ids(request.user)
         if db_field.name == "users":

@@ -39,6 +39,30 @@ def test_manager_adds_a_chain_with_inline_steps(
     assert client.get(f"/admin/oncall/escalationchain/{chain.pk}/change/").status_code == 302  # not theirs
 
 
+def test_chain_page_reads_the_steps_targets_in_a_fixed_number_of_queries(client, chain, manager, responder):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from oncall.models import EscalationStep
+
+    def targets_queries() -> tuple[int, list]:
+        with CaptureQueriesContext(connection) as ctx:
+            response = client.get(f"/admin/oncall/escalationchain/{chain.pk}/change/")
+        through = ("escalationstep_users", "escalationstep_schedules", "escalationstep_webhooks")
+        count = sum(1 for q in ctx.captured_queries if any(t in q["sql"] for t in through))
+        forms = response.context["inline_admin_formsets"][0].formset.forms
+        return count, [list(f.initial.get("users", [])) for f in forms if f.instance.pk]
+
+    client.force_login(manager)
+    few, initial = targets_queries()
+    assert initial == [[responder], [chain.steps.get(position=1).users.get()]]
+    for i in range(2, 6):
+        EscalationStep.objects.create(chain=chain, position=i).users.set([responder])
+    many, initial = targets_queries()
+    assert len(initial) == 6 and initial[-1] == [responder]
+    assert many == few
+
+
 def test_chain_from_template_page(client, clock, team_a, manager):
     primary = Schedule.objects.create(team=team_a, name="Primary")
     secondary = Schedule.objects.create(team=team_a, name="Secondary")
