@@ -19,6 +19,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from incidents.admin import ReadOnlyAdminMixin
 from incidents.admin_panels import incident_panel_register
 from incidents.models import Incident
 from ircore import permissions
@@ -331,17 +332,8 @@ class NotificationRuleAdmin(PeopleAdmin):
 # --------------------------------------------------------------------------- logs
 
 
-class ReadOnlyAdmin(TeamScopedAdmin):
+class ReadOnlyAdmin(ReadOnlyAdminMixin, TeamScopedAdmin):
     team_field = "incident__team"
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(Notification)

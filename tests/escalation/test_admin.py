@@ -122,3 +122,17 @@ def test_contact_method_actions_and_verification(client, clock, responder, secon
     assert Notification.objects.filter(kind="test", status="sent").count() == 1
     theirs = ContactMethod.objects.create(user=secondary, kind="email", address="sam@example.com")
     assert client.get(f"/admin/oncall/contactmethod/{theirs.pk}/change/").status_code == 302
+
+
+def test_notification_log_and_escalations_are_read_only(client, clock, chain, trigger, manager):
+    incident = trigger()
+    note = Notification.objects.filter(incident=incident).first()
+    escalation = Escalation.objects.get(incident=incident)
+    client.force_login(manager)
+    for model, obj in (("notification", note), ("escalation", escalation)):
+        assert client.get(f"/admin/oncall/{model}/").status_code == 200
+        assert client.get(f"/admin/oncall/{model}/add/").status_code == 403
+        page = client.get(f"/admin/oncall/{model}/{obj.pk}/change/")
+        assert page.status_code == 200 and not page.context["has_change_permission"]
+        assert client.post(f"/admin/oncall/{model}/{obj.pk}/delete/", {"post": "yes"}).status_code == 403
+        assert type(obj).objects.filter(pk=obj.pk).exists()
