@@ -45,7 +45,7 @@ User = get_user_model()
 MAX_SPAN = timedelta(days=366)
 
 
-def _django_errors(exc: DjangoValidationError) -> serializers.ValidationError:
+def django_errors(exc: DjangoValidationError) -> serializers.ValidationError:
     return serializers.ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
 
 
@@ -202,7 +202,7 @@ class OverrideSerializer(ScopedRelatedFieldsMixin, serializers.ModelSerializer):
         try:
             probe.clean()
         except DjangoValidationError as exc:
-            raise _django_errors(exc) from None
+            raise django_errors(exc) from None
         return attrs
 
     def create(self, validated_data: dict[str, Any]) -> Override:
@@ -400,7 +400,7 @@ class RotationViewSet(TeamScopedModelViewSet):
                     effective_from=body.validated_data.get("effective_from"),
                 )
             except DjangoValidationError as exc:
-                raise _django_errors(exc) from None
+                raise django_errors(exc) from None
         rows = rotation.members.order_by("effective_from", "position", "id")
         return Response(RotationMemberSerializer(rows, many=True).data)
 

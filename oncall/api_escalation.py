@@ -34,6 +34,7 @@ from incidents.models import Incident, Service
 from ircore import permissions
 from ircore.models import TeamMembership
 from oncall import chain_templates, notify
+from oncall.api import django_errors
 from oncall.models import Schedule
 from oncall.models_escalation import (
     ContactMethod,
@@ -45,11 +46,6 @@ from oncall.models_escalation import (
     OutgoingWebhook,
     Urgency,
 )
-
-
-def _django_errors(exc: DjangoValidationError) -> serializers.ValidationError:
-    return serializers.ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
-
 
 # --------------------------------------------------------------------------- chains and steps
 
@@ -155,7 +151,7 @@ class EscalationChainViewSet(TeamScopedModelViewSet):
                 secondary=secondary, is_default=values["is_default"],
             )
         except DjangoValidationError as exc:
-            raise _django_errors(exc) from None
+            raise django_errors(exc) from None
         body = ChainSerializer(chain, context={"request": request}).data
         return Response(body, status=status.HTTP_201_CREATED)
 
