@@ -31,9 +31,3 @@ def action_items_overdue(
         "owner", "postmortem"
     ).order_by("due_date", "id")
     return permissions.scope_queryset(qs, user, "postmortem__team") if user is not None else qs
-
-
-def action_items_open_for(*, owner: AbstractBaseUser) -> QuerySet[ActionItem]:
-    return ActionItem.objects.filter(owner=owner, status__in=ActionItem.OPEN_STATUSES).select_related(
-        "postmortem"
-    ).order_by("due_date", "id")

@@ -9,7 +9,6 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
 from django.db.models import Count, Prefetch, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils.html import format_html
@@ -245,9 +244,6 @@ class _PostingAdmin(PageScopedAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         # The page cannot change once created (updates and notifications refer to it).
         return ["page", "status"] if obj is not None else []
-
-    def _fail(self, request: HttpRequest, exc: ValidationError) -> None:
-        self.message_user(request, " ".join(exc.messages), messages.ERROR)
 
 
 @admin.register(PublicIncident)

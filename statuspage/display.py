@@ -39,13 +39,6 @@ INDICATOR_CLASS = {
     "critical": "major_outage",
     "maintenance": "under_maintenance",
 }
-IMPACT_CLASS = {
-    "none": "none",
-    "minor": "minor",
-    "major": "major",
-    "critical": "critical",
-    "maintenance": "maint",
-}
 
 BAR_WIDTH, BAR_GAP, BAR_HEIGHT = 3, 2, 34
 
