@@ -157,14 +157,7 @@ def contact_method_send_verification(*, contact_method: ContactMethod) -> Notifi
             verification_code=new_code(), verification_sent_at=now
         )
         contact_method.refresh_from_db()
-        note = Notification.objects.create(
-            key=f"verify:{contact_method.pk}:{now.timestamp()}", kind=Notification.Kind.VERIFY,
-            user=contact_method.user, contact_method=contact_method, channel=contact_method.kind,
-            address=contact_method.address, due_at=now,
-        )
-    notification_send(notification_id=note.pk)
-    note.refresh_from_db()
-    return note
+    return _send_now(contact_method, Notification.Kind.VERIFY, now)
 
 
 def contact_method_verify(*, contact_method: ContactMethod, code: str) -> bool:
@@ -182,9 +175,14 @@ def contact_method_verify(*, contact_method: ContactMethod, code: str) -> bool:
 
 
 def contact_method_send_test(*, contact_method: ContactMethod) -> Notification:
-    now = timezone.now()
+    return _send_now(contact_method, Notification.Kind.TEST, timezone.now())
+
+
+def _send_now(contact_method: ContactMethod, kind: str, now: datetime) -> Notification:
+    """A one-off message to ``contact_method`` (test, verification code), sent in this
+    request so the caller can show the outcome."""
     note = Notification.objects.create(
-        key=f"test:{contact_method.pk}:{now.timestamp()}", kind=Notification.Kind.TEST,
+        key=f"{kind}:{contact_method.pk}:{now.timestamp()}", kind=kind,
         user=contact_method.user, contact_method=contact_method, channel=contact_method.kind,
         address=contact_method.address, due_at=now,
     )
