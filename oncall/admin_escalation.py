@@ -36,6 +36,7 @@ from oncall.models_escalation import (
     Notification,
     NotificationRule,
     OutgoingWebhook,
+    validate_contact_address,
 )
 
 User = get_user_model()
@@ -252,14 +253,8 @@ class ContactMethodForm(forms.ModelForm):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
-        from django.core.validators import EmailValidator, URLValidator
-
-        address, kind = data.get("address", ""), data.get("kind")
         try:
-            if kind == ContactMethod.Kind.EMAIL:
-                EmailValidator(message="Enter a valid email address.")(address)
-            elif kind == ContactMethod.Kind.WEBHOOK:
-                URLValidator(schemes=["http", "https"], message="Enter a valid http(s) URL.")(address)
+            validate_contact_address(data.get("kind", ""), data.get("address", ""))
         except ValidationError as exc:
             self.add_error("address", exc)
         code = data.get("code", "").strip()

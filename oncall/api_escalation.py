@@ -45,6 +45,7 @@ from oncall.models_escalation import (
     NotificationRule,
     OutgoingWebhook,
     Urgency,
+    validate_contact_address,
 )
 
 # --------------------------------------------------------------------------- chains and steps
@@ -252,13 +253,8 @@ class ContactMethodSerializer(serializers.ModelSerializer):
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         kind = attrs.get("kind", getattr(self.instance, "kind", ContactMethod.Kind.EMAIL))
         address = attrs.get("address", getattr(self.instance, "address", ""))
-        from django.core.validators import EmailValidator, URLValidator
-
         try:
-            if kind == ContactMethod.Kind.EMAIL:
-                EmailValidator(message="Enter a valid email address.")(address)
-            else:
-                URLValidator(schemes=["http", "https"], message="Enter a valid http(s) URL.")(address)
+            validate_contact_address(kind, address)
         except DjangoValidationError as exc:
             raise serializers.ValidationError({"address": exc.messages}) from None
         owner = getattr(self.instance, "user", None) or caller(self)

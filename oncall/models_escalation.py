@@ -8,6 +8,7 @@ import secrets
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import EmailValidator, URLValidator
 from django.db import models
 from django.db.models import Q
 
@@ -95,6 +96,14 @@ class ContactMethod(models.Model):
     @property
     def verified(self) -> bool:
         return self.verified_at is not None
+
+
+def validate_contact_address(kind: str, address: str) -> None:
+    """The address must fit the kind; admin form and API both check it."""
+    if kind == ContactMethod.Kind.EMAIL:
+        EmailValidator(message="Enter a valid email address.")(address)
+    elif kind == ContactMethod.Kind.WEBHOOK:
+        URLValidator(schemes=["http", "https"], message="Enter a valid http(s) URL.")(address)
 
 
 class NotificationRule(models.Model):

@@ -136,3 +136,18 @@ def test_notification_log_and_escalations_are_read_only(client, clock, chain, tr
         assert page.status_code == 200 and not page.context["has_change_permission"]
         assert client.post(f"/admin/oncall/{model}/{obj.pk}/delete/", {"post": "yes"}).status_code == 403
         assert type(obj).objects.filter(pk=obj.pk).exists()
+
+
+@pytest.mark.parametrize(("kind", "address", "message"), [
+    ("email", "not-an-address", "Enter a valid email address."),
+    ("webhook", "ftp://example.com/hook", "Enter a valid http(s) URL."),
+    ("webhook", "rita@example.com", "Enter a valid http(s) URL."),
+    ("sms", "+4912345", "Select a valid choice."),
+])
+def test_contact_method_form_rejects_a_bad_address(client, responder, kind, address, message):
+    client.force_login(responder)
+    response = client.post("/admin/oncall/contactmethod/add/", {
+        "kind": kind, "address": address, "label": "", "secret": "s", "send_updates": "on"})
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert not ContactMethod.objects.exists()
