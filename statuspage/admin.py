@@ -178,6 +178,7 @@ class PostUpdateForm(forms.ModelForm):
     )
     update_body = forms.CharField(
         required=False,
+        max_length=services.MAX_BODY,
         widget=forms.Textarea(attrs={"rows": 5, "cols": 80}),
         label="New update: message",
         help_text="Markdown. Posting notifies subscribers (when published).",
@@ -230,6 +231,14 @@ class MaintenanceForm(PostUpdateForm):
             "scheduled_until",
             "auto_transition",
         ]
+
+    def clean(self) -> dict[str, Any]:
+        # The service refuses this too, but only after the form is valid: too late for a form error.
+        data = super().clean()
+        start, end = data.get("scheduled_for"), data.get("scheduled_until")
+        if start and end and end <= start:
+            self.add_error("scheduled_until", "The maintenance must end after it starts.")
+        return data
 
 
 # The form's own fields, shown under the model fields of both posting admins.

@@ -298,3 +298,77 @@ def test_dashboard_panel_queries_do_not_grow_with_pages(client, responder, team_
     # Each page lists its five newest drafts.
     assert html.count("Draft waiting to be published") == 4 * 5
     assert "Draft fourth 6" in html and "Draft fourth 1" not in html
+
+
+def _maintenance_form(page, component, *, start: str, end: str, body: str = "Upgrading the db.") -> dict:
+    return {
+        "page": page.pk,
+        "name": "Database upgrade",
+        "impact": "minor",
+        "published": "on",
+        "components": [component.pk],
+        "scheduled_for_0": start.split()[0],
+        "scheduled_for_1": start.split()[1],
+        "scheduled_until_0": end.split()[0],
+        "scheduled_until_1": end.split()[1],
+        "auto_transition": "on",
+        "update_status": "scheduled",
+        "update_template": "",
+        "update_body": body,
+        **mgmt("updates"),
+    }
+
+
+def test_schedule_maintenance_from_the_console(client, manager, page, api_component):
+    from statuspage.models import Maintenance
+
+    client.force_login(manager)
+    response = client.post(
+        "/admin/statuspage/maintenance/add/",
+        _maintenance_form(page, api_component, start="2030-01-01 10:00:00", end="2030-01-01 12:00:00"),
+    )
+    assert response.status_code == 302, response.content.decode()[:3000]
+    maintenance = Maintenance.objects.get()
+    assert list(maintenance.components.all()) == [api_component]
+    assert maintenance.updates.get().body == "Upgrading the db."
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "body", "error"),
+    [
+        ("2030-01-01 12:00:00", "2030-01-01 10:00:00", "x", "must end after it starts"),
+        ("2030-01-01 10:00:00", "2030-01-01 10:00:00", "x", "must end after it starts"),
+        ("2030-01-01 10:00:00", "2030-01-01 12:00:00", "x" * (services.MAX_BODY + 1), "at most 20000"),
+    ],
+)
+def test_bad_maintenance_is_refused_by_the_form(client, manager, page, api_component, start, end, body,
+                                                error):
+    from statuspage.models import Maintenance
+
+    client.force_login(manager)
+    form = _maintenance_form(page, api_component, start=start, end=end, body=body)
+    response = client.post("/admin/statuspage/maintenance/add/", form)
+    assert response.status_code == 200
+    assert error in response.content.decode()
+    assert not Maintenance.objects.exists()
+
+
+def test_too_long_incident_update_is_refused_by_the_form(client, responder, page, api_component):
+    client.force_login(responder)
+    incident = services.public_incident_create(page=page, name="Slow checkout", body="x")
+    response = client.post(
+        f"/admin/statuspage/publicincident/{incident.pk}/change/",
+        {
+            "name": "Slow checkout",
+            "impact": "none",
+            "published": "on",
+            "components": [],
+            "update_status": "identified",
+            "update_template": "",
+            "update_body": "x" * (services.MAX_BODY + 1),
+            **mgmt("updates", total=1, initial=1),
+        },
+    )
+    assert response.status_code == 200
+    assert "at most 20000" in response.content.decode()
+    assert incident.updates.count() == 1
