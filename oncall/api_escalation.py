@@ -268,6 +268,12 @@ class ContactMethodSerializer(serializers.ModelSerializer):
         return attrs
 
 
+# What send-test and send-verification answer (502 with the same body when delivery failed).
+DELIVERY_RESULT = inline_serializer(
+    "DeliveryResult", {"notification": serializers.IntegerField(), "status": serializers.CharField(),
+                       "error": serializers.CharField()})
+
+
 class CodeSerializer(serializers.Serializer):
     code = serializers.CharField(max_length=12)
 
@@ -304,9 +310,7 @@ class ContactMethodViewSet(OwnObjectsMixin, viewsets.ModelViewSet):
         sent = note.status == Notification.Status.SENT
         return Response(body, status=status.HTTP_200_OK if sent else status.HTTP_502_BAD_GATEWAY)
 
-    @extend_schema(request=None, responses={200: inline_serializer(
-        "DeliveryResult", {"notification": serializers.IntegerField(), "status": serializers.CharField(),
-                           "error": serializers.CharField()})})
+    @extend_schema(request=None, responses={200: DELIVERY_RESULT})
     @action(detail=True, methods=["post"], url_path="send-test")
     def send_test(self, request: Request, pk: str | None = None) -> Response:
         """Send a test message now (502 with the error when it could not be delivered)."""
@@ -314,9 +318,7 @@ class ContactMethodViewSet(OwnObjectsMixin, viewsets.ModelViewSet):
         self.check_owner(method.user_id)
         return self._result(notify.contact_method_send_test(contact_method=method))
 
-    @extend_schema(request=None, responses={200: inline_serializer(
-        "VerificationSent", {"notification": serializers.IntegerField(), "status": serializers.CharField(),
-                             "error": serializers.CharField()})})
+    @extend_schema(request=None, responses={200: DELIVERY_RESULT})
     @action(detail=True, methods=["post"], url_path="send-verification")
     def send_verification(self, request: Request, pk: str | None = None) -> Response:
         """Send a confirmation code to this address."""
