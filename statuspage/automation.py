@@ -218,11 +218,13 @@ def on_incident_resolved(sender: Any, incident: Incident, **kwargs: Any) -> None
             component_ids |= set(public.components.values_list("pk", flat=True))
         back = {pk: ComponentStatus.OPERATIONAL for pk in component_ids if not _held_elsewhere(pk, incident)}
         if public is None:
-            for link in links:
-                if link.component_id in back:
-                    services.component_set_status(
-                        component=link.component, status=ComponentStatus.OPERATIONAL, source=Source.INCIDENT
-                    )
+            reset = [link for link in links if link.component_id in back]
+            for link in reset:
+                services.component_set_status(
+                    component=link.component, status=ComponentStatus.OPERATIONAL, source=Source.INCIDENT
+                )
+            if reset:
+                _note(incident, page, "component status back to operational")
             continue
         title, body, status = template_for(page, UpdateTemplate.Event.RESOLVED)
         names = [lk.component.name for lk in links]
@@ -243,6 +245,7 @@ def on_incident_resolved(sender: Any, incident: Incident, **kwargs: Any) -> None
             body=template_render(body, _values(public.page, incident, [])),
             source=Source.INCIDENT,
         )
+        _note(incident, public.page, f"public incident #{public.pk} resolved")
 
 
 @receiver(signals.incident_updated, dispatch_uid="statuspage_incident_updated")
@@ -256,12 +259,17 @@ def on_incident_updated(
         public = PublicIncident.objects.filter(page=page, source_incident=incident).first()
         if public is not None and not public.published:
             continue  # a draft changes nothing public; publishing applies its proposal
+        changed = False
         for link in links:
             status = link.status_for(incident.severity)
             if status:
                 services.component_set_status(component=link.component, status=status, source=Source.INCIDENT)
+                changed = True
         if public is not None:
             PublicIncident.objects.filter(pk=public.pk).update(
                 impact=IMPACT_FOR_SEVERITY.get(incident.severity, public.impact)
             )
             services.page_touch(page_id=page.pk)
+            changed = True
+        if changed:
+            _note(incident, page, f"updated for severity {incident.severity}")

@@ -123,6 +123,23 @@ def test_severity_raise_updates_component(
     api_component.refresh_from_db()
     assert api_component.status == "major_outage"
     assert PublicIncident.objects.get().impact == "critical"
+    assert TimelineEntry.objects.filter(
+        kind="status_page", message="Status page 'Acme Status': updated for severity SEV1"
+    ).exists()
+
+
+def test_resolve_without_public_incident_notes_the_components_reset(
+    page, api_component, service_a, integration, django_capture_on_commit_callbacks
+):
+    ComponentServiceLink.objects.create(component=api_component, service=service_a, mode="component_only")
+    incident = trigger(integration, django_capture_on_commit_callbacks, severity="SEV2")
+    with django_capture_on_commit_callbacks(execute=True):
+        incident_services.incident_resolve(incident=incident, user=None, via="system")
+    api_component.refresh_from_db()
+    assert api_component.status == "operational"
+    assert incident.timeline.filter(
+        kind="status_page", message="Status page 'Acme Status': component status back to operational"
+    ).exists()
 
 
 def test_reopened_incident_reopens_the_public_incident(
@@ -139,3 +156,19 @@ def test_reopened_incident_reopens_the_public_incident(
     assert public.status == "investigating" and public.resolved_at is None
     assert api_component.status == "partial_outage"
     assert PublicIncident.objects.count() == 1
+
+
+def test_public_incident_whose_link_was_removed_is_resolved_and_noted(
+    page, api_component, service_a, integration, responder, django_capture_on_commit_callbacks
+):
+    link = ComponentServiceLink.objects.create(component=api_component, service=service_a, mode="automatic")
+    incident = trigger(integration, django_capture_on_commit_callbacks, severity="SEV1")
+    public = PublicIncident.objects.get(source_incident=incident)
+    link.delete()
+    with django_capture_on_commit_callbacks(execute=True):
+        incident_services.incident_resolve(incident=incident, user=responder, via="web")
+    public.refresh_from_db()
+    assert public.status == "resolved"
+    assert incident.timeline.filter(
+        kind="status_page", message=f"Status page 'Acme Status': public incident #{public.pk} resolved"
+    ).exists()
