@@ -38,6 +38,7 @@ from oncall.models_escalation import (
     OutgoingWebhook,
     validate_contact_address,
 )
+from oncall.selectors import people_scope
 
 User = get_user_model()
 
@@ -209,8 +210,6 @@ class PeopleAdmin(admin.ModelAdmin):
     Changes: your own only (superusers: anyone's)."""
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
-        from oncall.api_escalation import people_scope
-
         return people_scope(super().get_queryset(request), request.user)
 
     def _own(self, request: HttpRequest, obj: Any) -> bool:

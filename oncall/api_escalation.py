@@ -32,7 +32,6 @@ from incidents.api.base import (
 )
 from incidents.models import Incident, Service
 from ircore import permissions
-from ircore.models import TeamMembership
 from oncall import chain_templates, notify
 from oncall.api import django_errors
 from oncall.models import Schedule
@@ -47,6 +46,7 @@ from oncall.models_escalation import (
     Urgency,
     validate_contact_address,
 )
+from oncall.selectors import people_scope
 
 # --------------------------------------------------------------------------- chains and steps
 
@@ -219,15 +219,6 @@ class OutgoingWebhookViewSet(TeamScopedModelViewSet):
 
 
 # --------------------------------------------------------------------------- people
-
-
-def people_scope(queryset: QuerySet, user: Any, field: str = "user") -> QuerySet:
-    """Contact methods and rules: your own; managers also see their teams' members'."""
-    if permissions.sees_all_teams(user):
-        return queryset
-    managed = permissions.managed_team_ids(user) or set()
-    members = TeamMembership.objects.filter(team_id__in=managed).values("user_id")
-    return queryset.filter(Q(**{field: user}) | Q(**{f"{field}__in": members}))
 
 
 class OwnObjectsMixin:

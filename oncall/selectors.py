@@ -8,10 +8,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import lru_cache
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db.models import Q, QuerySet
 
+from ircore import permissions
+from ircore.models import TeamMembership
 from oncall import schedule_engine as engine
 from oncall.models import Override, Rotation, RotationMember, Schedule, parse_hhmm
 
@@ -230,3 +233,13 @@ def user_shifts(
 def users_by_id(ids: Iterable[int | None]) -> dict[int, object]:
     wanted = {i for i in ids if i is not None}
     return {u.pk: u for u in get_user_model().objects.filter(pk__in=wanted)} if wanted else {}
+
+
+def people_scope(queryset: QuerySet, user: Any) -> QuerySet:
+    """Contact methods and notification rules: your own; managers also see their teams'
+    members'. Used by the admin and the API."""
+    if permissions.sees_all_teams(user):
+        return queryset
+    managed = permissions.managed_team_ids(user) or set()
+    members = TeamMembership.objects.filter(team_id__in=managed).values("user_id")
+    return queryset.filter(Q(user=user) | Q(user__in=members))

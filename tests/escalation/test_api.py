@@ -135,3 +135,28 @@ def test_escalate_and_notification_endpoints(clock, chain, trigger, responder, o
     assert api(outsider).get(f"/api/v1/incidents/{incident.pk}/escalation/").status_code == 404
     assert api(outsider).get("/api/v1/notifications/").json()["count"] == 0
     assert Notification.objects.count() == 2
+
+
+def test_contact_methods_and_rules_are_seen_by_their_owner_and_team_managers(
+    client, responder, secondary, manager, outsider, admin_user
+):
+    rita = ContactMethod.objects.create(user=responder, kind="email", address="rita@example.com")
+    sam = ContactMethod.objects.create(user=secondary, kind="email", address="sam@example.com")
+    otto = ContactMethod.objects.create(user=outsider, kind="email", address="otto@example.com")
+    for method in (rita, sam, otto):
+        NotificationRule.objects.create(user=method.user, contact_method=method)
+    expected = {
+        responder: {"rita@example.com"},
+        manager: {"rita@example.com", "sam@example.com"},
+        outsider: {"otto@example.com"},
+        admin_user: {"rita@example.com", "sam@example.com", "otto@example.com"},
+    }
+    for user, addresses in expected.items():
+        listed = api(user).get("/api/v1/contact-methods/").json()["results"]
+        assert {m["address"] for m in listed} == addresses, user
+        rules = api(user).get("/api/v1/notification-rules/").json()["results"]
+        assert {r["contact_method"] for r in rules} == set(
+            ContactMethod.objects.filter(address__in=addresses).values_list("pk", flat=True)), user
+        client.force_login(user)
+        page = client.get("/admin/oncall/contactmethod/")
+        assert {m.address for m in page.context["cl"].result_list} == addresses, user
