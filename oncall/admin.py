@@ -146,9 +146,6 @@ class RotationInline(admin.StackedInline):
         members = rotation_current_members_prefetch(with_users=True)
         return super().get_queryset(request).prefetch_related(members)
 
-    def _team_id(self, obj: Schedule | None) -> int | None:
-        return obj.team_id if obj is not None else None
-
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return obj is None or permissions.can_view_team(request.user, obj.team_id)
 
@@ -576,7 +573,7 @@ def oncall_dashboard(request: HttpRequest) -> dict[str, Any] | None:
         "order": 20,
         "rows": rows,
         "more": len(schedules) > DASHBOARD_SCHEDULES,
-        "my_next": mine[0] if mine else None,
+        "my_next": my_next,
         "my_now": bool(mine and mine[0].start <= now),
     }
 
