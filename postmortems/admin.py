@@ -163,10 +163,7 @@ class StartPostmortemForm(forms.Form):
             for i in shown
             if not (i.pk in seen or seen.add(i.pk))
         ]
-        ids = permissions.visible_team_ids(user)
-        templates = PostmortemTemplate.objects.select_related("team")
-        if ids is not None:
-            templates = templates.filter(Q(team__isnull=True) | Q(team_id__in=ids))
+        templates = selectors.postmortem_templates_visible(user=user).select_related("team")
         self.fields["template"].queryset = templates
         self.fields["template"].label_from_instance = lambda t: (
             t.name + (f" ({t.team.name})" if t.team else "")
@@ -594,9 +591,7 @@ class PostmortemTemplateAdmin(TeamScopedAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[PostmortemTemplate]:
         # The shared templates (no team) are offered to everyone.
-        qs = PostmortemTemplate.objects.select_related("team")
-        ids = permissions.visible_team_ids(request.user)
-        return qs if ids is None else qs.filter(Q(team__isnull=True) | Q(team_id__in=ids))
+        return selectors.postmortem_templates_visible(user=request.user).select_related("team")
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         if obj is not None and obj.team_id is None:

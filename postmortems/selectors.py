@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import date
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from incidents.models import Incident
 from ircore import permissions
-from postmortems.models import ActionItem
+from postmortems.models import ActionItem, PostmortemTemplate
 from postmortems.services import required_severities
 
 
@@ -31,3 +31,10 @@ def action_items_overdue(
         "owner", "postmortem"
     ).order_by("due_date", "id")
     return permissions.scope_queryset(qs, user, "postmortem__team") if user is not None else qs
+
+
+def postmortem_templates_visible(*, user: AbstractBaseUser) -> QuerySet[PostmortemTemplate]:
+    """The shared templates (no team) and those of the user's teams."""
+    qs = PostmortemTemplate.objects.all()
+    ids = permissions.visible_team_ids(user)
+    return qs if ids is None else qs.filter(Q(team__isnull=True) | Q(team_id__in=ids))

@@ -10,6 +10,7 @@ from incidents.api.base import ScopedRelatedFieldsMixin, choice_error, visible_u
 from incidents.models import Incident, Problem, Service
 from ircore import permissions
 from ircore.models import Team
+from postmortems import selectors
 from postmortems.models import (
     ActionItem,
     Postmortem,
@@ -113,11 +114,10 @@ class PostmortemCreateSerializer(ScopedRelatedFieldsMixin, serializers.Serialize
     title = serializers.CharField(required=False, allow_blank=True, max_length=255)
 
     def scoped_querysets(self, user: Any) -> dict[str, QuerySet]:
-        ids = permissions.visible_team_ids(user)
-        templates = PostmortemTemplate.objects.all()
-        if ids is not None:
-            templates = templates.filter(team__isnull=True) | templates.filter(team_id__in=ids)
-        return {"incidents": permissions.scope_queryset(Incident.objects.all(), user), "template": templates}
+        return {
+            "incidents": permissions.scope_queryset(Incident.objects.all(), user),
+            "template": selectors.postmortem_templates_visible(user=user),
+        }
 
 
 class ReviewSerializer(ScopedRelatedFieldsMixin, serializers.Serializer):

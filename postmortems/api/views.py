@@ -23,7 +23,7 @@ from incidents.metrics import MetricsInputError, metrics_compute, metrics_range
 from incidents.models import Incident, Problem, Service, TimelineEntry
 from ircore import permissions
 from ircore.api import IsTeamMember, TeamScopedViewSetMixin
-from postmortems import services
+from postmortems import selectors, services
 from postmortems.api import serializers as s
 from postmortems.models import ActionItem, Postmortem, PostmortemTemplate, PostmortemTimelineItem
 from postmortems.rendering import postmortem_markdown
@@ -250,11 +250,7 @@ class PostmortemTemplateViewSet(TeamScopedModelViewSet):
     ordering = ["name"]
 
     def get_queryset(self) -> QuerySet[PostmortemTemplate]:
-        ids = permissions.visible_team_ids(self.request.user)
-        qs = PostmortemTemplate.objects.all()
-        if ids is not None:
-            qs = qs.filter(Q(team__isnull=True) | Q(team_id__in=ids))
-        return qs
+        return selectors.postmortem_templates_visible(user=self.request.user)
 
     def check_team_write(self, team_id: int | None) -> None:
         if team_id is None and not permissions.sees_all_teams(self.request.user):
