@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from ircore.models import InboundMessage, SecurityLogEntry
@@ -36,6 +37,10 @@ class InboundMessageAdmin(SuperuserReadOnlyAdmin):
     date_hierarchy = "received_at"
     exclude = ("raw",)
     readonly_fields = ("raw_text",)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        # Up to INBOUND_EMAIL_MAX_BYTES per row: read only on the one message's page.
+        return super().get_queryset(request).defer("raw")
 
     @admin.display(description="message")
     def raw_text(self, obj: InboundMessage) -> str:
