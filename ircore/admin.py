@@ -126,6 +126,10 @@ class TeamMembershipInline(admin.TabularInline):
     extra = 1
     autocomplete_fields = ["user"]
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        # Each row's title names the user and the team: one query for all rows.
+        return super().get_queryset(request).select_related("user", "team")
+
     def _manages(self, request: HttpRequest, obj: Any) -> bool:
         return obj is not None and permissions.can_manage_team(request.user, obj.pk)
 
