@@ -102,9 +102,13 @@ class ActionItemInline(ParentTeamInlineMixin, admin.TabularInline):
         return obj is not None and permissions.can_manage_team(request.user, obj.team_id)
 
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
-        if db_field.name == "owner":
-            kwargs["queryset"] = visible_users(request.user)
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+        if db_field.name != "owner":
+            return super().formfield_for_foreignkey(db_field, request, **kwargs)
+        kwargs["queryset"] = visible_users(request.user)
+        formfield = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        # Every row of the inline copies this field: read the people once, not once per row.
+        formfield.choices = list(formfield.choices)
+        return formfield
 
 
 class TimelineItemInline(ParentTeamInlineMixin, admin.TabularInline):

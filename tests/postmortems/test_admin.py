@@ -227,3 +227,30 @@ def test_my_action_items_filter(as_user, responder, secondary, resolved_incident
     services.action_item_create(postmortem=pm, user=responder, title="Sam's item", owner=secondary)
     html = as_user(responder).get("/admin/postmortems/actionitem/?mine=yes").content.decode()
     assert "Rita&#x27;s item" in html and "Sam&#x27;s item" not in html
+
+
+def test_change_page_queries_do_not_grow_with_action_items(as_user, responder, secondary, resolved_incident):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client = as_user(responder)
+    pm = services.postmortem_create(incidents=[resolved_incident], user=responder)
+    url = f"/admin/postmortems/postmortem/{pm.pk}/change/"
+
+    def render() -> tuple[int, str]:
+        with CaptureQueriesContext(connection) as queries:
+            response = client.get(url)
+        assert response.status_code == 200
+        return len(queries), response.content.decode()
+
+    services.action_item_create(postmortem=pm, user=responder, title="first", owner=secondary)
+    before, _html = render()
+    for i in range(5):
+        services.action_item_create(postmortem=pm, user=responder, title=f"more {i}", owner=responder)
+    after, html = render()
+    assert after <= before
+    # Each row still shows its own owner (the postmortem's own owner picker is the sixth
+    # selected responder), and the other people of the team are offered in every row.
+    assert html.count(f'<option value="{secondary.pk}" selected>') == 1
+    assert html.count(f'<option value="{responder.pk}" selected>') == 6
+    assert html.count(f'<option value="{secondary.pk}">') >= 6
