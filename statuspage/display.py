@@ -77,7 +77,7 @@ def day_class(day: DayUptime) -> str:
     if not day.has_data:
         return "nodata"
     worst = day.worst_status
-    if worst in ("operational",) or day.seconds_by_status.get(worst, 0) < 30:
+    if worst == "operational" or day.seconds_by_status.get(worst, 0) < 30:
         return "operational"
     return worst
 
@@ -148,7 +148,7 @@ def _bad_days(days: Sequence[DayUptime]) -> int:
 
 
 def bad_days(days: list[DayUptime], past: PastUptime | None = None) -> int:
-    count, _rects_, bad = _past_markup(days, past)
+    count, _markup, bad = _past_markup(days, past)
     return bad + _bad_days(days[count:])
 
 

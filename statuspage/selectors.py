@@ -280,7 +280,7 @@ def page_overview(page: StatusPage, *, now: datetime | None = None, with_uptime:
     # Groups and loose components interleave by position, as on Statuspage.
     group_views += [GroupView(g, views[g.pk]) for g in groups if views.get(g.pk)]
     group_views.sort(key=lambda gv: gv.group.position if gv.group else -1)
-    open_incidents = [i for i in published_incidents(page).exclude(status=PublicIncident.Status.RESOLVED)]
+    open_incidents = list(published_incidents(page).exclude(status=PublicIncident.Status.RESOLVED))
     maintenances = list(published_maintenances(page).exclude(status=Maintenance.Status.COMPLETED))
     active = [m for m in maintenances if m.status != Maintenance.Status.SCHEDULED]
     upcoming = [
