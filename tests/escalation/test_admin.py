@@ -151,3 +151,42 @@ def test_contact_method_form_rejects_a_bad_address(client, responder, kind, addr
     assert response.status_code == 200
     assert message in response.content.decode()
     assert not ContactMethod.objects.exists()
+
+
+def test_chain_from_template_page_rejects_bad_input(client, clock, team_a, team_b, manager):
+    primary = Schedule.objects.create(team=team_a, name="Primary")
+    foreign = Schedule.objects.create(team=team_b, name="Theirs")
+    client.force_login(manager)
+    url = "/admin/oncall/escalationchain/from-template/"
+    ok = {"team": team_a.pk, "template": "standard", "primary_schedule": primary.pk}
+    cases = [
+        ({}, "__all__", "This template needs a secondary schedule."),
+        ({"template": "nonsense"}, "template", "Select a valid choice."),
+        ({"primary_schedule": foreign.pk}, "primary_schedule", "Select a valid choice."),
+        ({"team": team_b.pk}, "team", "Select a valid choice."),
+    ]
+    for change, field, message in cases:
+        response = client.post(url, {**ok, **change})
+        assert response.status_code == 200, change
+        assert message in " ".join(response.context["form"].errors[field]), change
+    assert not EscalationChain.objects.exists()
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"days": '["funday"]'}, "Days must be a list of"),
+    ({"severities": '["SEV9"]'}, "Must be a list of SEV1"),
+    ({"timezone": "Mars/Olympus"}, "Unknown time zone"),
+    ({"days": "not json"}, "Enter a valid JSON."),
+])
+def test_route_form_rejects_bad_input(client, chain, manager, team_a, change, message):
+    from oncall.models import EscalationRoute
+
+    client.force_login(manager)
+    ok = {"team": team_a.pk, "name": "Night", "position": "0", "chain": chain.pk, "severities": "[]",
+          "priorities": "[]", "days": "[]", "timezone": "UTC"}
+    assert client.post("/admin/oncall/escalationroute/add/", {**ok, "name": "Fine"}).status_code == 302
+    response = client.post("/admin/oncall/escalationroute/add/", {**ok, **change})
+    assert response.status_code == 200
+    (field,) = change
+    assert message in " ".join(response.context["adminform"].form.errors[field])
+    assert list(EscalationRoute.objects.values_list("name", flat=True)) == ["Fine"]
