@@ -190,3 +190,24 @@ def test_route_form_rejects_bad_input(client, chain, manager, team_a, change, me
     (field,) = change
     assert message in " ".join(response.context["adminform"].form.errors[field])
     assert list(EscalationRoute.objects.values_list("name", flat=True)) == ["Fine"]
+
+
+def test_rule_form_refuses_another_persons_contact_method(client, admin_user, responder, secondary):
+    from oncall.models import NotificationRule
+
+    theirs = ContactMethod.objects.create(user=secondary, kind="email", address="sam@example.com")
+    mine = ContactMethod.objects.create(user=responder, kind="email", address="rita@example.com")
+    client.force_login(admin_user)
+    form = {"user": responder.pk, "delay_minutes": "0", "urgency": "any"}
+    response = client.post("/admin/oncall/notificationrule/add/", {**form, "contact_method": theirs.pk})
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["contact_method"] == [
+        "This contact method belongs to someone else."]
+    assert not NotificationRule.objects.exists()
+    response = client.post("/admin/oncall/notificationrule/add/", {**form, "contact_method": mine.pk})
+    assert response.status_code == 302
+    assert NotificationRule.objects.get().contact_method == mine
+    # Non-superusers: the person is themselves, the choices their own methods.
+    client.force_login(responder)
+    response = client.post("/admin/oncall/notificationrule/add/", {**form, "contact_method": mine.pk})
+    assert response.status_code == 302 and NotificationRule.objects.count() == 2
