@@ -285,10 +285,8 @@ def subscribe_view(request: HttpRequest, slug: str) -> HttpResponse:
     if request.method == "GET":
         return render(request, "statuspage/subscribe.html", context)
     email = request.POST.get("email", "").strip()
-    try:
-        chosen = {int(pk) for pk in request.POST.getlist("components")}
-    except ValueError:
-        chosen = set()
+    raw_components = request.POST.getlist("components")
+    chosen = {int(pk) for pk in raw_components if pk.isdigit()}
     context.update(email=email, chosen=chosen)
     if _rate_limited(request, page):
         context["error"] = (
@@ -296,6 +294,10 @@ def subscribe_view(request: HttpRequest, slug: str) -> HttpResponse:
         )
         return render(request, "statuspage/subscribe.html", context, status=429)
     try:
+        if len(chosen) != len(set(raw_components)):
+            # Not a component id at all: refused like another page's component, not read
+            # as "no filter" (which would subscribe to every component).
+            raise ValidationError("Some of the chosen components are not on this page.")
         subscriber_subscribe_email(page=page, email=email, component_ids=chosen)
     except ValidationError as exc:
         context["error"] = " ".join(exc.messages)

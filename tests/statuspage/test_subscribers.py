@@ -77,6 +77,15 @@ def test_components_of_another_page_are_refused(client, page, team_b):
     assert Subscriber.objects.count() == 0
 
 
+@pytest.mark.parametrize("value", ["abc", "-1", "1.5", ""])
+def test_component_value_that_is_not_an_id_is_refused(client, page, api_component, value):
+    response = client.post(
+        "/status/acme/subscribe/", {"email": "a@example.com", "components": [api_component.pk, value]}
+    )
+    assert response.status_code == 400 and "not on this page" in response.content.decode()
+    assert Subscriber.objects.count() == 0 and not mail.outbox
+
+
 def test_subscribe_is_rate_limited(client, page):
     codes = [
         client.post("/status/acme/subscribe/", {"email": f"u{i}@example.com"}).status_code for i in range(7)
