@@ -115,7 +115,8 @@ class ServiceLinkInline(admin.TabularInline):
 
 def _status_action(status: str, label: str):
     def action(modeladmin: ComponentAdmin, request: HttpRequest, queryset: QuerySet) -> None:
-        allowed = [c for c in queryset if permissions.can_manage_team(request.user, c.page.team_id)]
+        components = queryset.select_related("page")
+        allowed = [c for c in components if permissions.can_manage_team(request.user, c.page.team_id)]
         changed = services.components_bulk_set_status(components=allowed, status=status, actor=request.user)
         modeladmin.message_user(request, f"{changed} component(s) set to {label.lower()}.", messages.SUCCESS)
 
@@ -300,7 +301,7 @@ class PublicIncidentAdmin(_PostingAdmin):
     def publish_drafts(self, request: HttpRequest, queryset: QuerySet) -> None:
         count = sum(
             1
-            for incident in queryset.filter(published=False)
+            for incident in queryset.filter(published=False).select_related("page")
             if permissions.can_view_team(request.user, incident.page.team_id)
             and services.public_incident_publish(incident=incident, author=request.user)
         )
