@@ -322,7 +322,7 @@ class PostmortemAdmin(TeamScopedAdmin):
                     )
                 elif data.get("DELETE"):
                     if instance.pk and permissions.can_manage_team(request.user, pm.team_id):
-                        instance.delete()
+                        services.action_item_delete(item=instance, user=request.user)
                 else:
                     values = {
                         k: data.get(k) for k in inline_form.changed_data if k in services.ACTION_ITEM_FIELDS
@@ -586,6 +586,13 @@ class ActionItemAdmin(TeamScopedAdmin):
                 obj.pk = created.pk
         except ValidationError as exc:
             self.message_user(request, _messages(exc), messages.ERROR)
+
+    def delete_model(self, request: HttpRequest, obj: ActionItem) -> None:
+        services.action_item_delete(item=obj, user=request.user)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[ActionItem]) -> None:
+        for item in queryset.select_related("postmortem"):
+            services.action_item_delete(item=item, user=request.user)
 
 
 @admin.register(PostmortemTemplate)

@@ -366,6 +366,12 @@ def action_item_update(*, item: ActionItem, user: User | None, **values: Any) ->
     return item
 
 
+def action_item_delete(*, item: ActionItem, user: User | None) -> None:
+    with transaction.atomic():
+        _record(item.postmortem, user, "action_item_removed", f"Action item removed: {item.title}")
+        item.delete()
+
+
 # --------------------------------------------------------------------------- status page
 
 

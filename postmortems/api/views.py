@@ -238,6 +238,9 @@ class ActionItemViewSet(TeamScopedModelViewSet):
         data.pop("postmortem", None)
         call_service(services.action_item_update, item=serializer.instance, user=self.request.user, **data)
 
+    def perform_destroy(self, instance: ActionItem) -> None:
+        services.action_item_delete(item=instance, user=self.request.user)
+
 
 class PostmortemTemplateViewSet(TeamScopedModelViewSet):
     """Templates offered to the caller's teams: the shared built-in ones (read-only

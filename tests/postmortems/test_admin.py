@@ -254,3 +254,14 @@ def test_change_page_queries_do_not_grow_with_action_items(as_user, responder, s
     assert html.count(f'<option value="{secondary.pk}" selected>') == 1
     assert html.count(f'<option value="{responder.pk}" selected>') == 6
     assert html.count(f'<option value="{secondary.pk}">') >= 6
+
+
+def test_deleting_an_action_item_in_the_console_is_audited(as_user, responder, manager, resolved_incident):
+    pm = services.postmortem_create(incidents=[resolved_incident], user=responder)
+    item = services.action_item_create(postmortem=pm, user=responder, title="Add canary")
+    client = as_user(manager)
+    response = client.post(f"/admin/postmortems/actionitem/{item.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 302
+    assert not ActionItem.objects.exists()
+    change = pm.changes.get(action="action_item_removed")
+    assert (change.actor, change.message) == (manager, "Action item removed: Add canary")

@@ -148,3 +148,15 @@ def test_link_problems_same_team_only_and_audited(
     assert res.status_code == 200 and res.data["problems"] == [mine.number]
     assert client.get(url + "history/").data[-1]["message"] == f"Problems: {mine.ref}"
     assert list(mine.postmortems.all()) == [Postmortem.objects.get()]
+
+
+def test_deleting_an_action_item_is_audited(api, responder, manager, resolved_incident):
+    pm = create(api(responder), resolved_incident).data
+    item = api(responder).post(
+        "/api/v1/action-items/", {"postmortem": pm["id"], "title": "Add canary"}, format="json"
+    )
+    assert item.status_code == 201, item.data
+    assert api(manager).delete(f"/api/v1/action-items/{item.data['id']}/").status_code == 204
+    assert not ActionItem.objects.exists()
+    change = Postmortem.objects.get(pk=pm["id"]).changes.get(action="action_item_removed")
+    assert (change.actor, change.message) == (manager, "Action item removed: Add canary")
