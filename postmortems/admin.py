@@ -337,9 +337,6 @@ class PostmortemAdmin(TeamScopedAdmin):
             except ValidationError as exc:
                 self.message_user(request, _messages(exc), messages.ERROR)
 
-    def delete_model(self, request: HttpRequest, obj: Postmortem) -> None:
-        obj.delete()
-
     # ---------------------------------------------------------------- start, workflow, export
 
     def add_view(self, request: HttpRequest, form_url: str = "", extra_context: Any = None) -> HttpResponse:
