@@ -470,11 +470,11 @@ class OverdueFilter(admin.SimpleListFilter):
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
         today = timezone.localdate()
-        open_ = Q(status__in=ActionItem.OPEN_STATUSES)
         if self.value() == "overdue":
-            return queryset.filter(open_, due_date__lt=today)
+            return queryset.filter(ActionItem.overdue_q(today))
         if self.value() == "week":
-            return queryset.filter(open_, due_date__gte=today, due_date__lte=today + timedelta(days=7))
+            soon = today + timedelta(days=7)
+            return queryset.filter(status__in=ActionItem.OPEN_STATUSES, due_date__range=(today, soon))
         return queryset
 
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import date
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -155,6 +157,11 @@ class ActionItem(models.Model):
         return bool(
             self.due_date and self.status in self.OPEN_STATUSES and self.due_date < timezone.localdate()
         )
+
+    @classmethod
+    def overdue_q(cls, today: date | None = None) -> models.Q:
+        """``is_overdue`` as a query filter."""
+        return models.Q(status__in=cls.OPEN_STATUSES, due_date__lt=today or timezone.localdate())
 
 
 class PostmortemChange(models.Model):

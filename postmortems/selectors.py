@@ -6,7 +6,6 @@ from datetime import date
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Q, QuerySet
-from django.utils import timezone
 
 from incidents.models import Incident
 from ircore import permissions
@@ -26,8 +25,7 @@ def incidents_owing_postmortem(*, user: AbstractBaseUser | None = None) -> Query
 def action_items_overdue(
     *, user: AbstractBaseUser | None = None, today: date | None = None
 ) -> QuerySet[ActionItem]:
-    today = today or timezone.localdate()
-    qs = ActionItem.objects.filter(status__in=ActionItem.OPEN_STATUSES, due_date__lt=today).select_related(
+    qs = ActionItem.objects.filter(ActionItem.overdue_q(today)).select_related(
         "owner", "postmortem"
     ).order_by("due_date", "id")
     return permissions.scope_queryset(qs, user, "postmortem__team") if user is not None else qs

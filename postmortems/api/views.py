@@ -5,9 +5,8 @@ from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Prefetch, QuerySet
 from django.http import HttpResponse
-from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
@@ -216,7 +215,7 @@ class ActionItemViewSet(TeamScopedModelViewSet):
         if overdue is not None:
             if overdue not in ("true", "false"):
                 raise serializers.ValidationError({"overdue": "Use true or false."})
-            late = Q(status__in=ActionItem.OPEN_STATUSES, due_date__lt=timezone.localdate())
+            late = ActionItem.overdue_q()
             qs = qs.filter(late) if overdue == "true" else qs.exclude(late)
         if owner:
             qs = qs.filter(owner__username=owner)

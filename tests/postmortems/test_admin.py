@@ -265,3 +265,28 @@ def test_deleting_an_action_item_in_the_console_is_audited(as_user, responder, m
     assert not ActionItem.objects.exists()
     change = pm.changes.get(action="action_item_removed")
     assert (change.actor, change.message) == (manager, "Action item removed: Add canary")
+
+
+def test_action_item_due_filters(as_user, responder, resolved_incident):
+    from django.utils import timezone
+
+    pm = services.postmortem_create(incidents=[resolved_incident], user=responder)
+    today = timezone.localdate()
+    for title, days, status in [
+        ("late-open", -2, "open"),
+        ("late-done", -2, "done"),
+        ("due-today", 0, "in_progress"),
+        ("due-in-7", 7, "open"),
+        ("due-in-8", 8, "open"),
+    ]:
+        services.action_item_create(
+            postmortem=pm, user=responder, title=title, due_date=today + timedelta(days=days), status=status
+        )
+    client = as_user(responder)
+
+    def listed(due: str) -> set[str]:
+        html = client.get(f"/admin/postmortems/actionitem/?due={due}").content.decode()
+        return {t for t in ("late-open", "late-done", "due-today", "due-in-7", "due-in-8") if t in html}
+
+    assert listed("overdue") == {"late-open"}
+    assert listed("week") == {"due-today", "due-in-7"}
