@@ -255,6 +255,11 @@ class _PostingAdmin(PageScopedAdmin):
         # The page cannot change once created (updates and notifications refer to it).
         return ["page", "status"] if obj is not None else []
 
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        # On add, the service (in save_model) already set the components.
+        if change:
+            super().save_related(request, form, formsets, change)
+
 
 @admin.register(PublicIncident)
 class PublicIncidentAdmin(_PostingAdmin):
@@ -292,10 +297,6 @@ class PublicIncidentAdmin(_PostingAdmin):
                 body=data["update_body"],
                 author=request.user,
             )
-
-    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
-        if change:
-            super().save_related(request, form, formsets, change)
 
     @admin.action(description="Publish selected drafts (notifies subscribers)")
     def publish_drafts(self, request: HttpRequest, queryset: QuerySet) -> None:
@@ -345,10 +346,6 @@ class MaintenanceAdmin(_PostingAdmin):
                 body=data["update_body"],
                 author=request.user,
             )
-
-    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
-        if change:
-            super().save_related(request, form, formsets, change)
 
 
 @admin.register(Subscriber)
