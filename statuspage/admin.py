@@ -448,7 +448,10 @@ def status_pages_panel(request: HttpRequest) -> dict[str, Any] | None:
     from statuspage.selectors import page_status
 
     unresolved = PublicIncident.objects.exclude(status="resolved")
-    drafts = unresolved.filter(published=False).select_related("source_incident").order_by("-started_at")
+    # Newest first; id breaks ties between drafts started in the same microsecond.
+    drafts = (
+        unresolved.filter(published=False).select_related("source_incident").order_by("-started_at", "-id")
+    )
     pages = list(
         permissions.scope_queryset(StatusPage.objects.order_by("title"), request.user).prefetch_related(
             "components",
