@@ -16,10 +16,10 @@ from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import DatabaseError
 from django.http import HttpRequest, JsonResponse
 
+from incidents.ingestion.rate_limit import WINDOW_SECONDS, ingest_limiter
 from incidents.models import Integration
 
 log = logging.getLogger(__name__)
@@ -143,22 +143,11 @@ def integration_for_token(token: str, kind: str, *, what: str = "integration tok
 
 
 def check_rate_limit(integration: Integration, events: int = 1) -> None:
-    """Fixed one-minute window per integration in the shared cache (Redis in
-    production; per-process memory in the embedded default). The limit counts events,
-    so one Alertmanager notification carrying 20 alerts costs 20."""
+    """Per integration, in events per minute (``rate_limit.ingest_limiter``), so one
+    Alertmanager notification carrying 20 alerts costs 20. Rejected events count too."""
     limit = integration.rate_limit_per_minute or settings.INGEST_RATE_LIMIT_PER_MINUTE
-    window = int(time.time() // 60)
-    key = f"ingest-rate:{integration.pk}:{window}"
-    if cache.add(key, events, timeout=70):
-        count = events
-    else:
-        try:
-            count = cache.incr(key, events)
-        except ValueError:  # expired between add and incr
-            cache.set(key, events, timeout=70)
-            count = events
-    if count > limit:
-        retry_after = max(1, 60 - int(time.time() % 60))
+    if ingest_limiter.count(integration.pk, events, limit) > limit:
+        retry_after = max(1, WINDOW_SECONDS - int(time.time() % WINDOW_SECONDS))
         raise RejectEvent(429, f"Rate limit of {limit} events per minute exceeded.", retry_after)
 
 

@@ -11,7 +11,6 @@ escalations' ``next_at`` (the clock still does the claiming and dispatching)."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -82,20 +81,6 @@ class Processes:
 def _database_url() -> str:
     s = connection.settings_dict
     return f"postgres://{s['USER']}:{s['PASSWORD']}@{s['HOST']}:{s['PORT']}/{s['NAME']}"
-
-
-@pytest.fixture
-def redis_url():
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("needs redis-server (Debian package redis-server)")
-    port = _free_port()
-    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no"], stdout=subprocess.DEVNULL)
-    time.sleep(0.5)
-    yield f"redis://127.0.0.1:{port}/0"
-    proc.terminate()
-    proc.wait(10)
 
 
 def _run_scenario(tmp_path, service_a, make_integration, users, extra_env: dict[str, str]) -> None:

@@ -20,16 +20,20 @@ from django.db import connection, connections
 from django.test.testcases import LiveServerThread, QuietWSGIRequestHandler, _StaticFilesHandler
 
 from incidents.alert_queue import queue_drain
+from incidents.ingestion.rate_limit import ingest_limiter
 from incidents.models import Alert
 
 
 @pytest.fixture(autouse=True)
 def _fresh_rate_limits():
-    # Rate-limit windows live in the (process-local) cache; integration ids repeat
-    # across tests on a fresh database, so start every test with empty windows.
+    # Rate-limit windows live in the (process-local) cache and in this process's
+    # counts; integration ids repeat across tests on a fresh database, so start every
+    # test with empty windows.
     cache.clear()
+    ingest_limiter.clear()
     yield
     cache.clear()
+    ingest_limiter.clear()
 
 
 @pytest.fixture
