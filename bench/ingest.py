@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -43,9 +45,10 @@ KEYS_PER_RUN = 200
 NEW_INCIDENTS_PER_RUN = 1000
 
 
-def django_env(url: str) -> dict[str, str]:
+def django_env(url: str, extra: dict[str, str] | None = None) -> dict[str, str]:
     return {
         **os.environ,
+        **(extra or {}),
         "DATABASE_URL": url,
         "DJANGO_SETTINGS_MODULE": "bench.settings",
         "SECRET_KEY": "bench-" + "x" * 50,
@@ -76,14 +79,14 @@ class Gunicorn:
     the Procfile runs it (without the access log, which would only add the same cost to
     every target)."""
 
-    def __init__(self, url: str, workers: int, threads: int = 1) -> None:
+    def __init__(self, url: str, workers: int, threads: int = 1, env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.workers = workers
         self.proc = subprocess.Popen(
             [PY, "-m", "gunicorn", "ircore.wsgi", "--bind", f"127.0.0.1:{self.port}",
              "--workers", str(workers), "--threads", str(threads), "--log-level", "warning",
              "--timeout", "60"],
-            cwd=ROOT, env=django_env(url), start_new_session=True,
+            cwd=ROOT, env=django_env(url, env), start_new_session=True,
         )
         deadline = time.time() + 90
         while True:
@@ -136,8 +139,8 @@ class Clock:
     """``manage.py clock``, as the Procfile runs it: its applier thread turns queued
     events into alerts (and its jobs start escalations for new incidents)."""
 
-    def __init__(self, url: str) -> None:
-        self.proc = subprocess.Popen([PY, "manage.py", "clock"], cwd=ROOT, env=django_env(url),
+    def __init__(self, url: str, env: dict[str, str] | None = None) -> None:
+        self.proc = subprocess.Popen([PY, "manage.py", "clock"], cwd=ROOT, env=django_env(url, env),
                                      start_new_session=True)
 
     def cpu_seconds(self) -> float:
@@ -145,6 +148,23 @@ class Clock:
 
     def stop(self) -> None:
         stop_process_group(self.proc)
+
+
+def redis_start() -> tuple[subprocess.Popen, str]:
+    """A throwaway redis-server (no persistence) on a free loopback port, and its URL."""
+    port = free_port()
+    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no"], stdout=subprocess.DEVNULL)
+    deadline = time.time() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return proc, f"redis://127.0.0.1:{port}/0"
+        except OSError:
+            if time.time() > deadline or proc.poll() is not None:
+                proc.kill()
+                raise RuntimeError("redis-server did not start") from None
+            time.sleep(0.05)
 
 
 def cpu_times() -> tuple[int, int]:
@@ -284,6 +304,8 @@ def run(url: str, *, targets: list[str], concurrencies: list[int], duration: flo
     results: list[dict[str, Any]] = []
     skipped: dict[str, str] = {}
     storm: dict[str, Any] | None = None
+    variant = ""  # "redis" for the runs of the production configuration
+    redis: subprocess.Popen | None = None
     try:
         for target in targets:
             reason = probe(server.port, target, tokens[target])
@@ -331,12 +353,14 @@ def run(url: str, *, targets: list[str], concurrencies: list[int], duration: flo
             result["db_cpu_ms_per_req"] = db_cpu * 1000 / max(1, result["requests"])
             result["machine_busy_pct"] = 100 * (busy1 - busy0) / max(1, total1 - total0)
             result["new_incidents"] = new_incidents
+            result["variant"] = variant
             counts = ledger.since_mark()
             expected = None if target == "bare" else (result["ok"] if new_incidents else 0)
             result["verified"] = verify(result, counts, expected)
             result["db"] = counts
             results.append(result)
-            log(f"  {target + (' (new)' if new_incidents else ''):<18} c={concurrency:<3} "
+            name = target + (" (new)" if new_incidents else "") + (f" ({variant})" if variant else "")
+            log(f"  {name:<18} c={concurrency:<3} "
                 f"{result['rps']:8.1f} req/s  p50 {result['p50_ms']:6.1f} ms  "
                 f"p99 {result['p99_ms']:6.1f} ms  cpu {result['machine_busy_pct']:3.0f}%  "
                 f"drained +{result['drain_s'] * 1000:.0f} ms  CPU/event {result['server_cpu_ms_per_req']:.2f}"
@@ -364,9 +388,30 @@ def run(url: str, *, targets: list[str], concurrencies: list[int], duration: flo
             log(f"  storm via {storm_target}: {storm_events} events over {storm_keys} keys -> "
                 f"{counts['incidents']} incidents, {counts['alerts']} alerts in {result['elapsed']:.1f} s "
                 f"({result['rps']:.0f}/s, p99 {result['p99_ms']:.0f} ms): {result['verified']}")
+        # The production configuration (README): REDIS_URL set, so the rate limits are
+        # shared through Redis (and django-q2 uses it as its broker).
+        redis_targets = [t for t in ("bare", "pagerduty") if t in live]
+        if shutil.which("redis-server") and "pagerduty" in redis_targets:
+            redis, redis_url = redis_start()
+            clock.stop()
+            server.stop()
+            server = Gunicorn(url, workers, threads, env={"REDIS_URL": redis_url})
+            clock = Clock(url, env={"REDIS_URL": redis_url})
+            variant = "redis"
+            for target in redis_targets:  # warm the new workers
+                loadgen(server.port, target, tokens[target], 8, requests=KEYS_PER_RUN,
+                        namespace=namespaces[target])
+            ledger.queue_wait()
+            for target in redis_targets:
+                measured(target, 8)
+        else:
+            log("  REDIS_URL runs skipped: no redis-server (Debian package redis-server)")
     finally:
         ledger.close()
         clock.stop()
         server.stop()
+        if redis is not None:
+            redis.terminate()
+            redis.wait(10)
     return {"runs": results, "skipped": skipped, "storm": storm, "workers": workers, "threads": threads,
             "duration": duration, "keys_per_run": KEYS_PER_RUN}
