@@ -7,7 +7,10 @@ communication lead) with text from an UpdateTemplate. Acknowledged becomes
 unless another open incident still holds them.
 
 A failure here must never fail the request that changed the incident (it has
-committed already), so each receiver logs and swallows its errors.
+committed already), so each receiver logs and swallows its errors. Each page is
+updated in its own transaction, its timeline note included: a page whose update fails
+is left as it was (no half-written change, no note claiming one), and the other pages
+are still updated.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
+from django.db import transaction
 from django.dispatch import receiver
 
 from incidents import signals
@@ -111,6 +115,15 @@ def _links_by_page(incident: Incident) -> dict[StatusPage, list[ComponentService
     return result
 
 
+def _per_page(incident: Incident, page: StatusPage, step: Callable[..., None], *args: Any) -> None:
+    """Run one page's ``step`` atomically; log and skip the page if it fails."""
+    try:
+        with transaction.atomic():
+            step(incident, page, *args)
+    except Exception:  # noqa: BLE001 - see module docstring
+        log.exception("Status page %r: update failed for incident %s", page.slug, incident.pk)
+
+
 def _note(incident: Incident, page: StatusPage, message: str) -> None:
     timeline_add(
         incident=incident,
@@ -135,53 +148,57 @@ def _held_elsewhere(component_id: int, incident: Incident) -> bool:
 @_safe
 def on_incident_triggered(sender: Any, incident: Incident, reopened: bool = False, **kwargs: Any) -> None:
     for page, links in _links_by_page(incident).items():
-        statuses = {
-            lk.component_id: lk.status_for(incident.severity)
-            for lk in links
-            if lk.status_for(incident.severity)
-        }
-        publishing = [lk for lk in links if lk.mode != Mode.COMPONENT_ONLY]
-        existing = PublicIncident.objects.filter(page=page, source_incident=incident).first()
-        if not publishing:
-            for link in links:
-                if link.component_id in statuses:
-                    services.component_set_status(
-                        component=link.component, status=statuses[link.component_id], source=Source.INCIDENT
-                    )
-            _note(incident, page, "component status set from severity")
-            continue
-        title, body, status = template_for(page, UpdateTemplate.Event.TRIGGERED)
-        values = _values(page, incident, [lk.component.name for lk in links])
-        if existing is not None:
-            services.public_incident_post_update(
-                incident=existing,
-                status=status,
-                body=template_render(body, values),
-                component_statuses=statuses,
-                source=Source.INCIDENT,
-            )
-            _note(incident, page, "public incident reopened")
-            continue
-        published = any(lk.mode == Mode.AUTOMATIC for lk in publishing)
-        public = services.public_incident_create(
-            page=page,
-            name=template_render(title, values) or incident.title,
-            body=template_render(body, values),
+        _per_page(incident, page, _triggered_on_page, links)
+
+
+def _triggered_on_page(incident: Incident, page: StatusPage, links: list[ComponentServiceLink]) -> None:
+    statuses = {
+        lk.component_id: lk.status_for(incident.severity)
+        for lk in links
+        if lk.status_for(incident.severity)
+    }
+    publishing = [lk for lk in links if lk.mode != Mode.COMPONENT_ONLY]
+    existing = PublicIncident.objects.filter(page=page, source_incident=incident).first()
+    if not publishing:
+        for link in links:
+            if link.component_id in statuses:
+                services.component_set_status(
+                    component=link.component, status=statuses[link.component_id], source=Source.INCIDENT
+                )
+        _note(incident, page, "component status set from severity")
+        return
+    title, body, status = template_for(page, UpdateTemplate.Event.TRIGGERED)
+    values = _values(page, incident, [lk.component.name for lk in links])
+    if existing is not None:
+        services.public_incident_post_update(
+            incident=existing,
             status=status,
-            impact=IMPACT_FOR_SEVERITY.get(incident.severity, "minor"),
-            component_statuses={
-                lk.component_id: statuses.get(lk.component_id, ComponentStatus.OPERATIONAL) for lk in links
-            },
-            published=published,
-            source_incident=incident,
+            body=template_render(body, values),
+            component_statuses=statuses,
             source=Source.INCIDENT,
         )
-        _note(
-            incident,
-            page,
-            f"public incident #{public.pk} "
-            f"{'published' if published else 'drafted (publish it from the console)'}",
-        )
+        _note(incident, page, "public incident reopened")
+        return
+    published = any(lk.mode == Mode.AUTOMATIC for lk in publishing)
+    public = services.public_incident_create(
+        page=page,
+        name=template_render(title, values) or incident.title,
+        body=template_render(body, values),
+        status=status,
+        impact=IMPACT_FOR_SEVERITY.get(incident.severity, "minor"),
+        component_statuses={
+            lk.component_id: statuses.get(lk.component_id, ComponentStatus.OPERATIONAL) for lk in links
+        },
+        published=published,
+        source_incident=incident,
+        source=Source.INCIDENT,
+    )
+    _note(
+        incident,
+        page,
+        f"public incident #{public.pk} "
+        f"{'published' if published else 'drafted (publish it from the console)'}",
+    )
 
 
 @receiver(signals.incident_acknowledged, dispatch_uid="statuspage_incident_acknowledged")
@@ -190,16 +207,20 @@ def on_incident_acknowledged(sender: Any, incident: Incident, **kwargs: Any) -> 
     for public in PublicIncident.objects.filter(
         source_incident=incident, status=PublicIncident.Status.INVESTIGATING
     ).select_related("page"):
-        title, body, status = template_for(public.page, UpdateTemplate.Event.ACKNOWLEDGED)
-        names = list(public.components.values_list("name", flat=True))
-        services.public_incident_post_update(
-            incident=public,
-            status=status,
-            body=template_render(body, _values(public.page, incident, names)),
-            component_statuses={},
-            source=Source.INCIDENT,
-        )
-        _note(incident, public.page, f"public incident #{public.pk} marked {status}")
+        _per_page(incident, public.page, _acknowledged_on_page, public)
+
+
+def _acknowledged_on_page(incident: Incident, page: StatusPage, public: PublicIncident) -> None:
+    title, body, status = template_for(page, UpdateTemplate.Event.ACKNOWLEDGED)
+    names = list(public.components.values_list("name", flat=True))
+    services.public_incident_post_update(
+        incident=public,
+        status=status,
+        body=template_render(body, _values(page, incident, names)),
+        component_statuses={},
+        source=Source.INCIDENT,
+    )
+    _note(incident, page, f"public incident #{public.pk} marked {status}")
 
 
 @receiver(signals.incident_resolved, dispatch_uid="statuspage_incident_resolved")
@@ -212,40 +233,47 @@ def on_incident_resolved(sender: Any, incident: Incident, **kwargs: Any) -> None
         .select_related("page")
     }
     for page, links in _links_by_page(incident).items():
-        component_ids = {lk.component_id for lk in links}
-        public = publics.pop(page.pk, None)
-        if public is not None:
-            component_ids |= set(public.components.values_list("pk", flat=True))
-        back = {pk: ComponentStatus.OPERATIONAL for pk in component_ids if not _held_elsewhere(pk, incident)}
-        if public is None:
-            reset = [link for link in links if link.component_id in back]
-            for link in reset:
-                services.component_set_status(
-                    component=link.component, status=ComponentStatus.OPERATIONAL, source=Source.INCIDENT
-                )
-            if reset:
-                _note(incident, page, "component status back to operational")
-            continue
-        title, body, status = template_for(page, UpdateTemplate.Event.RESOLVED)
-        names = [lk.component.name for lk in links]
-        services.public_incident_post_update(
-            incident=public,
-            status=status,
-            body=template_render(body, _values(page, incident, names)),
-            component_statuses=back,
-            source=Source.INCIDENT,
-        )
-        _note(incident, page, f"public incident #{public.pk} resolved")
+        _per_page(incident, page, _resolved_on_page, links, publics.pop(page.pk, None))
     # Public incidents whose links were removed meanwhile still get closed.
     for public in publics.values():
-        title, body, status = template_for(public.page, UpdateTemplate.Event.RESOLVED)
-        services.public_incident_post_update(
-            incident=public,
-            status=status,
-            body=template_render(body, _values(public.page, incident, [])),
-            source=Source.INCIDENT,
-        )
-        _note(incident, public.page, f"public incident #{public.pk} resolved")
+        _per_page(incident, public.page, _resolved_unlinked_on_page, public)
+
+
+def _resolved_on_page(incident: Incident, page: StatusPage, links: list[ComponentServiceLink],
+                      public: PublicIncident | None) -> None:
+    component_ids = {lk.component_id for lk in links}
+    if public is not None:
+        component_ids |= set(public.components.values_list("pk", flat=True))
+    back = {pk: ComponentStatus.OPERATIONAL for pk in component_ids if not _held_elsewhere(pk, incident)}
+    if public is None:
+        reset = [link for link in links if link.component_id in back]
+        for link in reset:
+            services.component_set_status(
+                component=link.component, status=ComponentStatus.OPERATIONAL, source=Source.INCIDENT
+            )
+        if reset:
+            _note(incident, page, "component status back to operational")
+        return
+    title, body, status = template_for(page, UpdateTemplate.Event.RESOLVED)
+    services.public_incident_post_update(
+        incident=public,
+        status=status,
+        body=template_render(body, _values(page, incident, [lk.component.name for lk in links])),
+        component_statuses=back,
+        source=Source.INCIDENT,
+    )
+    _note(incident, page, f"public incident #{public.pk} resolved")
+
+
+def _resolved_unlinked_on_page(incident: Incident, page: StatusPage, public: PublicIncident) -> None:
+    title, body, status = template_for(page, UpdateTemplate.Event.RESOLVED)
+    services.public_incident_post_update(
+        incident=public,
+        status=status,
+        body=template_render(body, _values(page, incident, [])),
+        source=Source.INCIDENT,
+    )
+    _note(incident, page, f"public incident #{public.pk} resolved")
 
 
 @receiver(signals.incident_updated, dispatch_uid="statuspage_incident_updated")
@@ -256,20 +284,24 @@ def on_incident_updated(
     if "severity" not in (fields or []) or not incident.is_open:
         return
     for page, links in _links_by_page(incident).items():
-        public = PublicIncident.objects.filter(page=page, source_incident=incident).first()
-        if public is not None and not public.published:
-            continue  # a draft changes nothing public; publishing applies its proposal
-        changed = False
-        for link in links:
-            status = link.status_for(incident.severity)
-            if status:
-                services.component_set_status(component=link.component, status=status, source=Source.INCIDENT)
-                changed = True
-        if public is not None:
-            PublicIncident.objects.filter(pk=public.pk).update(
-                impact=IMPACT_FOR_SEVERITY.get(incident.severity, public.impact)
-            )
-            services.page_touch(page_id=page.pk)
+        _per_page(incident, page, _severity_on_page, links)
+
+
+def _severity_on_page(incident: Incident, page: StatusPage, links: list[ComponentServiceLink]) -> None:
+    public = PublicIncident.objects.filter(page=page, source_incident=incident).first()
+    if public is not None and not public.published:
+        return  # a draft changes nothing public; publishing applies its proposal
+    changed = False
+    for link in links:
+        status = link.status_for(incident.severity)
+        if status:
+            services.component_set_status(component=link.component, status=status, source=Source.INCIDENT)
             changed = True
-        if changed:
-            _note(incident, page, f"updated for severity {incident.severity}")
+    if public is not None:
+        PublicIncident.objects.filter(pk=public.pk).update(
+            impact=IMPACT_FOR_SEVERITY.get(incident.severity, public.impact)
+        )
+        services.page_touch(page_id=page.pk)
+        changed = True
+    if changed:
+        _note(incident, page, f"updated for severity {incident.severity}")

@@ -172,3 +172,35 @@ def test_public_incident_whose_link_was_removed_is_resolved_and_noted(
     assert incident.timeline.filter(
         kind="status_page", message=f"Status page 'Acme Status': public incident #{public.pk} resolved"
     ).exists()
+
+
+def test_each_page_commits_its_change_with_its_note_and_a_failing_page_spares_the_others(
+    page, private_page, api_component, service_a, integration, django_capture_on_commit_callbacks,
+    monkeypatch,
+):
+    from statuspage import automation
+    from statuspage.models import Component
+
+    internal = Component.objects.create(page=private_page, name="Internal API", position=0)
+    ComponentServiceLink.objects.create(component=api_component, service=service_a, mode="automatic")
+    ComponentServiceLink.objects.create(component=internal, service=service_a, mode="automatic")
+    note = automation._note
+
+    def note_failing_on_the_public_page(incident, on_page, message):
+        if on_page.pk == page.pk:
+            raise RuntimeError("timeline unavailable")
+        note(incident, on_page, message)
+
+    monkeypatch.setattr(automation, "_note", note_failing_on_the_public_page)
+    incident = trigger(integration, django_capture_on_commit_callbacks, severity="SEV1")
+
+    # The page whose note failed is left as it was: no public incident, component untouched.
+    assert not PublicIncident.objects.filter(page=page).exists()
+    api_component.refresh_from_db()
+    assert api_component.status == "operational"
+    # The other page was updated, and says so on the timeline.
+    assert PublicIncident.objects.get(page=private_page).source_incident == incident
+    internal.refresh_from_db()
+    assert internal.status == "major_outage"
+    notes = TimelineEntry.objects.filter(incident=incident, kind="status_page")
+    assert [n.data["status_page"] for n in notes] == ["internal"]
