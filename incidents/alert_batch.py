@@ -4,7 +4,8 @@ Repeats of an open incident (the bulk of any alert stream) are collected and wri
 together: one multi-row INSERT for their alerts, one for their timeline entries, one
 UPDATE per incident sent as a single executemany. Everything else (a new incident, an
 acknowledge, a resolve, an event whose integration is gone) goes through
-``services.alert_ingest`` itself, in order, after the repeats before it are written.
+``services.alert_ingest``'s own code, in order, after the repeats before it are written
+(``alert_ingest_known``: given the rules, windows and open incidents the batch read).
 The writes are plain SQL because the ORM's per-object work (model instances, field
 preparation, PostgreSQL's UNNEST arrays quoted in Python) cost more than the database
 work itself; the values still come from ``services.alert_values``.
@@ -15,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 from django.db import connection, models
@@ -34,12 +36,14 @@ from incidents.models import (
 )
 from incidents.services import (
     SEVERITY_RANK,
+    IngestKnown,
     alert_build,
-    alert_ingest,
+    alert_ingest_known,
     alert_received_message,
     alert_values,
     grouped_detail,
     send_on_commit,
+    service_in_maintenance,
     severity_raised_message,
     suppressed_detail,
 )
@@ -85,20 +89,26 @@ class AlertBatch:
         self.items = items
         self.pending = _Pending()
         self.open: dict[tuple[int, str], Incident] = {}
+        self.rules: dict[int, list[TriageRule]] = {}
+        # The maintenance windows of the services in `covered` over the `span` of
+        # received_at times (see _windows).
+        self.windows: dict[int, list[MaintenanceWindow]] = {}
+        self.covered: set[int] = set()
+        self.span: tuple[datetime, datetime] | None = None
 
     def apply(self) -> None:
         plans = self._plan()
-        windows = self._windows(plans)
+        self.windows = self._windows(plans)
         self._lock_open_incidents(plans)
         for plan in plans:
             if plan.integration is None:
                 self._flush()
                 orphan_store(plan.item, plan.event)
             elif plan.triage.suppress:
-                self._collect(plan, _window_at(windows, plan), None, Alert.Outcome.SUPPRESSED,
+                self._collect(plan, self._window_at(plan), None, Alert.Outcome.SUPPRESSED,
                               suppressed_detail(plan.triage.applied))
             elif plan.triaged.action == AlertAction.TRIGGER and plan.key in self.open:
-                self._group(plan, self.open[plan.key], _window_at(windows, plan))
+                self._group(plan, self.open[plan.key], self._window_at(plan))
             else:
                 self._flush()
                 self._ingest_alone(plan)
@@ -112,6 +122,7 @@ class AlertBatch:
         )
         teams = {i.service.team_id for i in integrations.values()}
         rules: dict[int, list[TriageRule]] = {team: [] for team in teams}
+        self.rules = rules  # also for alert_ingest_known, as _rules_for would read them
         for rule in TriageRule.objects.filter(team_id__in=teams, enabled=True).order_by("position", "id"):
             rules[rule.team_id].append(rule)
         plans = []
@@ -143,14 +154,16 @@ class AlertBatch:
         """The maintenance windows of the batch's services that overlap its time span,
         in ``service_in_maintenance``'s order (soonest end first); one query."""
         times = [p.item.received_at for p in plans]
+        self.span = (min(times), max(times))
+        self.covered = {p.service_id for p in plans}
         links = (
             MaintenanceWindow.services.through.objects.filter(
-                service_id__in={p.service_id for p in plans},
+                service_id__in=self.covered,
                 maintenancewindow__starts_at__lte=max(times),
                 maintenancewindow__ends_at__gt=min(times),
             )
             .select_related("maintenancewindow")
-            .order_by("maintenancewindow__ends_at")
+            .order_by("maintenancewindow__ends_at", "maintenancewindow_id")
         )
         by_service: dict[int, list[MaintenanceWindow]] = {}
         for link in links:
@@ -201,9 +214,17 @@ class AlertBatch:
                            fields=["severity"])
 
     def _ingest_alone(self, plan: Plan) -> None:
-        assert plan.integration is not None
-        result = alert_ingest(integration=plan.integration, event=plan.event,
-                              received_at=plan.item.received_at)
+        assert plan.integration is not None and plan.team_id is not None
+        # What the batch read is passed on rather than read again for this event: the
+        # same rules give the same triage, so the same service and key. A trigger gets
+        # here only without an open incident in self.open, whose row locks the batch
+        # holds (_lock_open_incidents) and which follows every incident it opens or
+        # resolves.
+        trigger = plan.triaged.action == AlertAction.TRIGGER
+        none_open = plan.key if trigger and plan.key not in self.open else None
+        known = IngestKnown(rules=self.rules[plan.team_id], window_at=self._window_for, none_open=none_open)
+        result = alert_ingest_known(integration=plan.integration, event=plan.event,
+                                    received_at=plan.item.received_at, known=known)
         incident = result.incident
         if incident is None:
             return
@@ -212,6 +233,19 @@ class AlertBatch:
             self.open.pop(key, None)
         else:
             self.open[key] = incident  # created or locked by alert_ingest in this transaction
+
+    def _window_at(self, plan: Plan) -> MaintenanceWindow | None:
+        return self._window_for(plan.service_id, plan.item.received_at)
+
+    def _window_for(self, service_id: int, at: datetime) -> MaintenanceWindow | None:
+        """``service_in_maintenance`` from the windows read for the batch; a read of its
+        own for a service or time the batch's read did not cover."""
+        if self.span is None or service_id not in self.covered or not self.span[0] <= at <= self.span[1]:
+            return service_in_maintenance(service_id=service_id, at=at)
+        for window in self.windows.get(service_id, ()):
+            if window.starts_at <= at < window.ends_at:
+                return window
+        return None
 
     def _flush(self) -> None:
         pending, self.pending = self.pending, _Pending()
@@ -243,14 +277,6 @@ def orphan_store(item: QueuedEvent, event: AlertEvent) -> None:
     alert.outcome = Alert.Outcome.FAILED
     alert.outcome_detail = "The integration was deleted before this event was applied."
     alert.save(force_insert=True)
-
-
-def _window_at(windows: dict[int, list[MaintenanceWindow]], plan: Plan) -> MaintenanceWindow | None:
-    at = plan.item.received_at
-    for window in windows.get(plan.service_id, ()):
-        if window.starts_at <= at < window.ends_at:
-            return window
-    return None
 
 
 def _incidents_update(deltas: dict[int, list]) -> None:

@@ -92,11 +92,27 @@ class IngestResult:
 
 
 def service_in_maintenance(*, service_id: int, at: datetime) -> MaintenanceWindow | None:
+    # Soonest end first, the id breaking ties: the batch applier's read of the windows
+    # (incidents.alert_batch) keeps the same order, so both pick the same window.
     return (
         MaintenanceWindow.objects.filter(services=service_id, starts_at__lte=at, ends_at__gt=at)
-        .order_by("ends_at")
+        .order_by("ends_at", "id")
         .first()
     )
+
+
+@dataclass(frozen=True)
+class IngestKnown:
+    """What the caller of ``alert_ingest`` already read in its transaction, so that
+    applying one event does not read it again (the batch applier, for each event that
+    is not a plain repeat)."""
+
+    rules: list[TriageRule]  # the team's enabled rules in order, as _rules_for reads them
+    window_at: Callable[[int, datetime], MaintenanceWindow | None]  # as service_in_maintenance
+    # (service id, dedup key) that the caller knows has no open incident: it holds the
+    # locks of the open incidents it read and saw none for it. A writer that opened one
+    # since is met by the unique index, and _ingest_trigger then looks it up as usual.
+    none_open: tuple[int, str] | None = None
 
 
 def _rules_for(team_id: int) -> list[TriageRule]:
@@ -174,34 +190,53 @@ def alert_ingest(
     The caller's 2xx must only follow a successful return: the alert row and every
     effect on incidents commit together.
     """
-    now = received_at or timezone.now()
-    service = integration.service
     with transaction.atomic():
-        if not event.dedup_key:
-            event.dedup_key = uuid.uuid4().hex
-        given_key = event.dedup_key
-        rules = _rules_for(service.team_id)
-        triage = triage_apply(rules, event, service_id=service.pk, integration_id=integration.pk)
-        if triage.route_to_service_id and triage.route_to_service_id != service.pk:
-            routed = Service.objects.filter(
-                pk=triage.route_to_service_id, team_id=service.team_id
-            ).first()
-            if routed is not None:
-                service = routed
-        if not event.priority:
-            event.priority = DEFAULT_PRIORITY_FOR_SEVERITY[event.severity]
+        return _ingest(integration, event, received_at or timezone.now(), None)
+
+
+def alert_ingest_known(
+    *, integration: Integration, event: AlertEvent, received_at: datetime, known: IngestKnown
+) -> IngestResult:
+    """``alert_ingest`` inside the caller's transaction, with what it already read.
+
+    No savepoint of its own: the caller (the batch applier) rolls its whole
+    transaction back if this raises, so a partial event can never be committed."""
+    assert transaction.get_connection().in_atomic_block, "alert_ingest_known needs the caller's transaction"
+    return _ingest(integration, event, received_at, known)
+
+
+def _ingest(integration: Integration, event: AlertEvent, now: datetime, known: IngestKnown | None
+            ) -> IngestResult:
+    service = integration.service
+    if not event.dedup_key:
+        event.dedup_key = uuid.uuid4().hex
+    given_key = event.dedup_key
+    rules = known.rules if known else _rules_for(service.team_id)
+    triage = triage_apply(rules, event, service_id=service.pk, integration_id=integration.pk)
+    if triage.route_to_service_id and triage.route_to_service_id != service.pk:
+        routed = Service.objects.filter(
+            pk=triage.route_to_service_id, team_id=service.team_id
+        ).first()
+        if routed is not None:
+            service = routed
+    if not event.priority:
+        event.priority = DEFAULT_PRIORITY_FOR_SEVERITY[event.severity]
+    if known:
+        window = known.window_at(service.pk, now)
+    else:
         window = service_in_maintenance(service_id=service.pk, at=now)
-        alert = alert_build(integration=integration, service=service, event=event, sent_key=given_key,
-                            window=window, at=now)
-        rule_names = ", ".join(rule.name for rule in triage.applied)
-        if triage.suppress:
-            alert.outcome = Alert.Outcome.SUPPRESSED
-            alert.outcome_detail = suppressed_detail(triage.applied)
-            alert.save(force_insert=True)
-            return IngestResult(alert, None, alert.outcome, alert.outcome_detail)
-        if event.action == AlertAction.TRIGGER:
-            return _ingest_trigger(alert, service, window, rule_names, now)
-        return _ingest_ack_or_resolve(alert, integration, now, given_key)
+    alert = alert_build(integration=integration, service=service, event=event, sent_key=given_key,
+                        window=window, at=now)
+    rule_names = ", ".join(rule.name for rule in triage.applied)
+    if triage.suppress:
+        alert.outcome = Alert.Outcome.SUPPRESSED
+        alert.outcome_detail = suppressed_detail(triage.applied)
+        alert.save(force_insert=True)
+        return IngestResult(alert, None, alert.outcome, alert.outcome_detail)
+    if event.action == AlertAction.TRIGGER:
+        none_open = known is not None and known.none_open == (service.pk, alert.dedup_key)
+        return _ingest_trigger(alert, service, window, rule_names, now, none_open=none_open)
+    return _ingest_ack_or_resolve(alert, integration, now, given_key)
 
 
 def _open_incident_locked(service_id: int, dedup_key: str) -> Incident | None:
@@ -217,10 +252,13 @@ def _open_incident_locked(service_id: int, dedup_key: str) -> Incident | None:
 
 
 def _ingest_trigger(
-    alert: Alert, service: Service, window: MaintenanceWindow | None, rule_names: str, now: datetime
+    alert: Alert, service: Service, window: MaintenanceWindow | None, rule_names: str, now: datetime,
+    *, none_open: bool = False,
 ) -> IngestResult:
     for attempt in range(5):
-        incident = _open_incident_locked(service.pk, alert.dedup_key)
+        # The first look-up is skipped when the caller already knows there is no open
+        # incident; an IntegrityError below brings it back on the next attempt.
+        incident = None if none_open and attempt == 0 else _open_incident_locked(service.pk, alert.dedup_key)
         if incident is not None:
             break
         try:
