@@ -81,6 +81,9 @@ class _Pending:
 
     alerts: list[dict[str, Any]] = field(default_factory=list)
     severity_entries: dict[int, tuple] = field(default_factory=dict)  # by position in alerts
+    # A new incident's opening timeline entries, by the position of the alert that
+    # opened it (which gets no "Alert received" entry).
+    opening_entries: dict[int, list[tuple]] = field(default_factory=dict)
     deltas: dict[int, list] = field(default_factory=dict)  # incident pk -> [count, last at, severity]
 
 
@@ -110,7 +113,6 @@ class AlertBatch:
             elif plan.triaged.action == AlertAction.TRIGGER and plan.key in self.open:
                 self._group(plan, self.open[plan.key], self._window_at(plan))
             else:
-                self._flush()
                 self._ingest_alone(plan)
         self._flush()
 
@@ -219,10 +221,15 @@ class AlertBatch:
         # same rules give the same triage, so the same service and key. A trigger gets
         # here only without an open incident in self.open, whose row locks the batch
         # holds (_lock_open_incidents) and which follows every incident it opens or
-        # resolves.
+        # resolves. Opening that incident reads and writes nothing the pending repeats
+        # touch, so they stay pending and its alert and timeline entries join them
+        # (write_later); anything else writes them first.
         trigger = plan.triaged.action == AlertAction.TRIGGER
         none_open = plan.key if trigger and plan.key not in self.open else None
-        known = IngestKnown(rules=self.rules[plan.team_id], window_at=self._window_for, none_open=none_open)
+        if none_open is None:
+            self._flush()
+        known = IngestKnown(rules=self.rules[plan.team_id], window_at=self._window_for, none_open=none_open,
+                            write_later=self._write_later, flush=self._flush)
         result = alert_ingest_known(integration=plan.integration, event=plan.event,
                                     received_at=plan.item.received_at, known=known)
         incident = result.incident
@@ -233,6 +240,15 @@ class AlertBatch:
             self.open.pop(key, None)
         else:
             self.open[key] = incident  # created or locked by alert_ingest in this transaction
+
+    def _write_later(self, alert: Alert, entries: list[dict[str, Any]]) -> None:
+        """A new incident's alert and timeline entries, written by the next _flush
+        (which comes before any other event but a repeat is applied)."""
+        self.pending.alerts.append({column: getattr(alert, column) for column in ALERT_COLUMNS})
+        self.pending.opening_entries[len(self.pending.alerts) - 1] = [
+            (alert.incident_id, alert.service_id, e["kind"], e["message"], e["via"], e["data"], e["at"])
+            for e in entries
+        ]
 
     def _window_at(self, plan: Plan) -> MaintenanceWindow | None:
         return self._window_for(plan.service_id, plan.item.received_at)
@@ -255,6 +271,9 @@ class AlertBatch:
                           returning_ids=True)
         entries = []
         for position, (alert, alert_id) in enumerate(zip(pending.alerts, ids, strict=True)):
+            if position in pending.opening_entries:
+                entries.extend(pending.opening_entries[position])
+                continue
             if alert["incident_id"] is None:
                 continue
             entries.append((alert["incident_id"], alert["service_id"], Kind.ALERT,

@@ -113,6 +113,13 @@ class IngestKnown:
     # locks of the open incidents it read and saw none for it. A writer that opened one
     # since is met by the unique index, and _ingest_trigger then looks it up as usual.
     none_open: tuple[int, str] | None = None
+    # A caller that inserts rows in bulk takes a new incident's alert and opening
+    # timeline entries (as timeline_add's keyword arguments) to insert with its own,
+    # instead of one INSERT each here; the alert in the result then has no primary
+    # key. ``flush`` writes what it holds: called before anything else is read or
+    # written here, so reads see those rows and ids stay in arrival order.
+    write_later: Callable[[Alert, list[dict[str, Any]]], None] | None = None
+    flush: Callable[[], None] = lambda: None
 
 
 def _rules_for(team_id: int) -> list[TriageRule]:
@@ -228,14 +235,19 @@ def _ingest(integration: Integration, event: AlertEvent, now: datetime, known: I
     alert = alert_build(integration=integration, service=service, event=event, sent_key=given_key,
                         window=window, at=now)
     rule_names = ", ".join(rule.name for rule in triage.applied)
+    none_open = known is not None and known.none_open == (service.pk, alert.dedup_key)
+    opens_unread = event.action == AlertAction.TRIGGER and none_open and not triage.suppress
+    if known and not opens_unread:
+        known.flush()
     if triage.suppress:
         alert.outcome = Alert.Outcome.SUPPRESSED
         alert.outcome_detail = suppressed_detail(triage.applied)
         alert.save(force_insert=True)
         return IngestResult(alert, None, alert.outcome, alert.outcome_detail)
     if event.action == AlertAction.TRIGGER:
-        none_open = known is not None and known.none_open == (service.pk, alert.dedup_key)
-        return _ingest_trigger(alert, service, window, rule_names, now, none_open=none_open)
+        return _ingest_trigger(alert, service, window, rule_names, now, none_open=none_open,
+                               write_later=known.write_later if known else None,
+                               flush=known.flush if known else None)
     return _ingest_ack_or_resolve(alert, integration, now, given_key)
 
 
@@ -253,12 +265,18 @@ def _open_incident_locked(service_id: int, dedup_key: str) -> Incident | None:
 
 def _ingest_trigger(
     alert: Alert, service: Service, window: MaintenanceWindow | None, rule_names: str, now: datetime,
-    *, none_open: bool = False,
+    *, none_open: bool = False, write_later: Callable[[Alert, list[dict[str, Any]]], None] | None = None,
+    flush: Callable[[], None] | None = None,
 ) -> IngestResult:
     for attempt in range(5):
         # The first look-up is skipped when the caller already knows there is no open
         # incident; an IntegrityError below brings it back on the next attempt.
-        incident = None if none_open and attempt == 0 else _open_incident_locked(service.pk, alert.dedup_key)
+        if none_open and attempt == 0:
+            incident = None
+        else:
+            if flush is not None:
+                flush()
+            incident = _open_incident_locked(service.pk, alert.dedup_key)
         if incident is not None:
             break
         try:
@@ -275,7 +293,13 @@ def _ingest_trigger(
         alert.incident = incident
         alert.outcome = Alert.Outcome.OPENED
         alert.outcome_detail = f"Opened {incident.ref}"
-        alert.save(force_insert=True)
+        entries = _opening_entries(incident, alert, window, rule_names, now)
+        if write_later is not None:
+            write_later(alert, entries)
+        else:
+            for entry in entries:
+                timeline_add(incident=incident, **entry)
+            alert.save(force_insert=True)
         return IngestResult(alert, incident, alert.outcome, alert.outcome_detail)
     assert incident is not None
     alert.incident = incident
@@ -319,27 +343,34 @@ def _incident_open(
         last_alert_at=now,
         triggered_at=now,
     )
+    send_on_commit(signals.incident_triggered, incident, user=None, via=Via.INTEGRATION, reopened=False)
+    return incident
+
+
+def _opening_entries(
+    incident: Incident, alert: Alert, window: MaintenanceWindow | None, rule_names: str, now: datetime
+) -> list[dict[str, Any]]:
+    """The timeline entries of a new incident, in order, as timeline_add's arguments."""
     source = f" from {alert.source}" if alert.source else ""
-    timeline_add(
-        incident=incident, kind=Kind.TRIGGERED, via=Via.INTEGRATION, at=now,
+    entries: list[dict[str, Any]] = [dict(
+        kind=Kind.TRIGGERED, via=Via.INTEGRATION, at=now,
         message=f"Triggered by an alert{source}: {alert.summary}",
         data={"severity": incident.severity, "priority": incident.priority},
-    )
+    )]
     if rule_names:
-        timeline_add(
-            incident=incident, kind=Kind.TRIAGE, at=now,
+        entries.append(dict(
+            kind=Kind.TRIAGE, via=Via.SYSTEM, at=now, data={},
             message=f"Triage rule(s) applied: {rule_names} "
             f"(severity {incident.severity}, priority {incident.priority})",
-        )
+        ))
     if window is not None:
-        timeline_add(
-            incident=incident, kind=Kind.MAINTENANCE, at=now,
+        entries.append(dict(
+            kind=Kind.MAINTENANCE, via=Via.SYSTEM, at=now,
             message=f"Service is in maintenance until {window.ends_at:%Y-%m-%d %H:%M %Z} "
             f"({window}): nobody is paged.",
             data={"maintenance_window_id": window.pk},
-        )
-    send_on_commit(signals.incident_triggered, incident, user=None, via=Via.INTEGRATION, reopened=False)
-    return incident
+        ))
+    return entries
 
 
 def _open_incident_of_integration(integration: Integration, keys: set[str]) -> Incident | None:
