@@ -120,8 +120,11 @@ class Incident(models.Model):
         RESOLVED = "resolved", "Resolved"
 
     number = models.PositiveBigIntegerField(unique=True, editable=False)
-    team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="incidents")
-    service = models.ForeignKey(Service, on_delete=models.PROTECT, related_name="incidents")
+    # Not indexed alone: incident_team_triggered and incident_service_key (Meta) start with
+    # these columns and serve the same look-ups. Every index is more work for each update
+    # of a row that is not a HOT update (alert counts change on every grouped alert).
+    team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="incidents", db_index=False)
+    service = models.ForeignKey(Service, on_delete=models.PROTECT, related_name="incidents", db_index=False)
     title = models.CharField(max_length=1024)
     description = models.TextField(blank=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.TRIGGERED)
