@@ -4,35 +4,9 @@ postmortem workflow buttons and the timeline's hide checkbox work as a user clic
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
-
-pytestmark = [
-    pytest.mark.external,
-    pytest.mark.skipif(not Path(CHROMIUM).exists() and not shutil.which("chromium"),
-                       reason="needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)"),
-]
-
-
-@pytest.fixture
-def browser(monkeypatch):
-    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the [test] extra)")
-    # Playwright's sync API runs an event loop in this thread (Django's async-safety check).
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--no-first-run"],
-        )
-        try:
-            yield browser
-        finally:
-            browser.close()
+pytestmark = pytest.mark.external  # the browser fixture (conftest.py) skips without chromium
 
 
 def test_review_and_publish_from_the_browser(live_server, browser, transactional_db, responder, secondary,

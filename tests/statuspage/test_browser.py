@@ -4,46 +4,14 @@ incident, maintenance; light and dark, desktop and phone. Screenshots go to var/
 
 from __future__ import annotations
 
-import os
-import shutil
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
 VAR = Path(__file__).resolve().parents[2] / "var"
 
-pytestmark = [
-    pytest.mark.external,
-    pytest.mark.skipif(
-        not Path(CHROMIUM).exists() and not shutil.which("chromium"),
-        reason="needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)",
-    ),
-]
-
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-
-@pytest.fixture
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the [test] extra)")
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--no-first-run",
-            ],
-        )
-        try:
-            yield browser
-        finally:
-            browser.close()
+pytestmark = pytest.mark.external  # the browser fixture (conftest.py) skips without chromium
 
 
 @pytest.fixture
