@@ -106,14 +106,18 @@ class Gunicorn:
 
     def worker_cpu_seconds(self) -> float:
         """CPU used so far by the worker processes (children of the master)."""
-        total = 0.0
+        return sum(self.worker_cpu().values())
+
+    def worker_cpu(self) -> dict[int, float]:
+        """CPU used so far by each worker process (children of the master), by pid."""
+        cpu = {}
         for stat in Path("/proc").glob("[0-9]*/stat"):
             try:
                 if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == self.proc.pid:
-                    total += process_cpu_seconds(int(stat.parent.name))
+                    cpu[int(stat.parent.name)] = process_cpu_seconds(int(stat.parent.name))
             except (OSError, ValueError):
                 continue
-        return total
+        return cpu
 
     def stop(self) -> None:
         """Stop the master and its workers (their own process group, started by us)."""
@@ -334,7 +338,8 @@ def run(url: str, *, targets: list[str], concurrencies: list[int], duration: flo
         def measured(target: str, concurrency: int, *, new_incidents: bool = False, round_: int = 0) -> None:
             ledger.mark()
             busy0, total0 = cpu_times()
-            server_cpu0, db_cpu0 = server.worker_cpu_seconds(), ledger.database_cpu_snapshot()
+            workers0, db_cpu0 = server.worker_cpu(), ledger.database_cpu_snapshot()
+            server_cpu0 = sum(workers0.values())
             clock_cpu0 = clock.cpu_seconds()
             # New incidents: a burst of NEW_INCIDENTS_PER_RUN distinct problems (each one
             # is paged: escalation, status page...), not a whole run's worth of them.
@@ -345,9 +350,14 @@ def run(url: str, *, targets: list[str], concurrencies: list[int], duration: flo
                              keys=10**9 if new_incidents else KEYS_PER_RUN)
             applied(result)
             busy1, total1 = cpu_times()
+            workers1 = server.worker_cpu()
             result["server_cpu_ms_per_req"] = (
-                (server.worker_cpu_seconds() - server_cpu0) * 1000 / max(1, result["requests"])
+                (sum(workers1.values()) - server_cpu0) * 1000 / max(1, result["requests"])
             )
+            # How the work split between gunicorn's workers: keep-alive connections stay with
+            # the worker that accepted them, and one worker can only use one CPU.
+            shares = [workers1[pid] - workers0.get(pid, 0.0) for pid in workers1]
+            result["worker_cpu_shares"] = [round(x / max(sum(shares), 1e-9), 2) for x in sorted(shares)]
             result["applier_cpu_ms_per_req"] = (
                 (clock.cpu_seconds() - clock_cpu0) * 1000 / max(1, result["requests"])
             )
@@ -366,6 +376,7 @@ def run(url: str, *, targets: list[str], concurrencies: list[int], duration: flo
             log(f"  {name:<18} c={concurrency:<3} "
                 f"{result['rps']:8.1f} req/s  p50 {result['p50_ms']:6.1f} ms  "
                 f"p99 {result['p99_ms']:6.1f} ms  cpu {result['machine_busy_pct']:3.0f}%  "
+                f"workers {'/'.join(f'{x:.0%}' for x in result['worker_cpu_shares'])}  "
                 f"drained +{result['drain_s'] * 1000:.0f} ms  CPU/event {result['server_cpu_ms_per_req']:.2f}"
                 f"+{result['applier_cpu_ms_per_req']:.2f}+{result['db_cpu_ms_per_req']:.2f} ms  "
                 f"{result['verified']}")
