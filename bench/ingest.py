@@ -419,8 +419,9 @@ def run(url: str, *, targets: list[str], concurrencies: list[int], duration: flo
                 loadgen(server.port, target, tokens[target], 8, requests=KEYS_PER_RUN,
                         namespace=namespaces[target])
             ledger.queue_wait()
-            for target in redis_targets:
-                measured(target, 8)
+            for round_ in range(ROUNDS_AT_TARGET):
+                for target in redis_targets:
+                    measured(target, TARGET_CONCURRENCY, round_=round_)
         else:
             log("  REDIS_URL runs skipped: no redis-server (Debian package redis-server)")
     finally:
