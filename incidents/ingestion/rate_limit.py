@@ -9,21 +9,29 @@ most every ``SYNC_SECONDS`` per integration, and on every event once its estimat
 near the limit, where the answer must be exact. What another process counted in its
 last ``SYNC_SECONDS`` can therefore reach the shared count late: with several busy
 processes a window may overshoot by that much before the 429s start.
+
+If the shared cache cannot be reached (Redis down), the limit is kept per process and
+a warning is logged: a rate limit must not stop incidents from being recorded.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass
 
 from django.core.cache import cache
 
+log = logging.getLogger(__name__)
+
 WINDOW_SECONDS = 60
 # How stale the shared count may be in this process (per integration).
 SYNC_SECONDS = 0.1
 # From this share of the limit on, every event asks the shared count.
 EXACT_FROM = 0.9
+# After a failed attempt to reach the shared cache, count in this process this long.
+CACHE_RETRY_SECONDS = 1.0
 
 
 @dataclass
@@ -39,10 +47,12 @@ class WindowLimiter:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._windows: dict[int, _Window] = {}
+        self._cache_down_until = 0.0
 
     def clear(self) -> None:
         with self._lock:
             self._windows.clear()
+            self._cache_down_until = 0.0
 
     def count(self, integration_id: int, events: int, limit: int) -> int:
         """Add ``events`` to the integration's current window; return the window's
@@ -54,12 +64,21 @@ class WindowLimiter:
             if window is None or window.number != number:
                 window = self._windows[integration_id] = _Window(number)
             estimate = window.shared + window.unsynced + events
-            if now - window.synced_at < SYNC_SECONDS and estimate < limit * EXACT_FROM:
+            recent = now - window.synced_at < SYNC_SECONDS and estimate < limit * EXACT_FROM
+            if recent or now < self._cache_down_until:
                 window.unsynced += events
                 return estimate
-            delta, window.unsynced = window.unsynced + events, 0
-            window.shared = _shared_add(window, f"ingest-rate:{integration_id}:{number}", delta)
             window.synced_at = now
+            delta = window.unsynced + events
+            try:
+                window.shared = _shared_add(window, f"ingest-rate:{integration_id}:{number}", delta)
+            except Exception:  # noqa: BLE001 - any cache failure: count here, try again later
+                log.warning("Rate-limit cache unreachable; counting integration %s in this process only",
+                            integration_id, exc_info=True)
+                window.unsynced = delta
+                self._cache_down_until = now + CACHE_RETRY_SECONDS
+                return estimate
+            window.unsynced = 0
             return window.shared
 
 

@@ -114,3 +114,52 @@ def test_with_redis_a_busy_process_asks_redis_a_few_times_a_second(redis_url, se
         assert b.count(7, 0, 100_000) == 2000  # every event reached the shared count
         assert int(redis.get(f":1:{KEY}")) == 2000
     assert commands <= 2 * 10 * 2 + 2, commands  # <= 2 commands per sync, 10 syncs per process
+
+
+class _UnreachableCache:
+    def __init__(self):
+        self.calls = 0
+
+    def _fail(self, *args, **kwargs):
+        self.calls += 1
+        raise ConnectionError("Error 111 connecting to 127.0.0.1:1. Connection refused.")
+
+    add = incr = set = _fail
+
+
+def test_an_unreachable_cache_leaves_the_count_to_each_process(clock, monkeypatch, caplog):
+    down = _UnreachableCache()
+    monkeypatch.setattr(rate_limit, "cache", down)
+    limiter = WindowLimiter()
+    with time_machine.travel(AT, tick=False):
+        assert [limiter.count(7, 1, 10) for _ in range(12)] == list(range(1, 13))  # 11 and 12: 429
+        assert down.calls == 1  # not asked again on every event near the limit
+        assert "counting integration 7 in this process only" in caplog.text
+        clock[0] += rate_limit.CACHE_RETRY_SECONDS
+        monkeypatch.setattr(rate_limit, "cache", cache)  # back
+        assert limiter.count(7, 1, 10) == 13  # what was counted meanwhile reaches the shared count
+        assert cache.get(KEY) == 13
+
+
+@pytest.mark.django_db
+def test_ingestion_goes_on_when_redis_is_down(client, settings, service_a, make_integration):
+    """REDIS_URL set, Redis not running: the event is still stored and answered 202."""
+    import json
+    import socket
+
+    from incidents.models import QueuedEvent
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                                   "LOCATION": f"redis://127.0.0.1:{port}/0",
+                                   "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1}}}
+    rate_limit.ingest_limiter.clear()
+    integration = make_integration(service_a, "pagerduty")
+    body = {"routing_key": integration.token, "event_action": "trigger",
+            "payload": {"summary": "disk full", "source": "db-1", "severity": "critical"}}
+    r = client.post("/integrations/pagerduty/v2/enqueue", json.dumps(body), content_type="application/json")
+    assert r.status_code == 202, r.content
+    assert QueuedEvent.objects.count() + integration.alerts.count() == 1
+    rate_limit.ingest_limiter.clear()
