@@ -535,7 +535,7 @@ class MaintenanceWindowAdmin(TeamScopedAdmin):
     @admin.display(description="state")
     def state(self, obj: MaintenanceWindow) -> str:
         now = timezone.now()
-        if obj.starts_at <= now < obj.ends_at:
+        if obj.covers(now):
             return format_html('<span class="ir-badge ir-status-acknowledged">{}</span>', "in progress")
         return "upcoming" if obj.starts_at > now else "past"
 

@@ -223,11 +223,9 @@ class AlertBatch:
         # holds (_lock_open_incidents) and which follows every incident it opens or
         # resolves. Opening that incident reads and writes nothing the pending repeats
         # touch, so they stay pending and its alert and timeline entries join them
-        # (write_later); anything else writes them first.
+        # (write_later); for anything else alert_ingest_known writes them first (flush).
         trigger = plan.triaged.action == AlertAction.TRIGGER
         none_open = plan.key if trigger and plan.key not in self.open else None
-        if none_open is None:
-            self._flush()
         known = IngestKnown(rules=self.rules[plan.team_id], window_at=self._window_for, none_open=none_open,
                             write_later=self._write_later, flush=self._flush)
         result = alert_ingest_known(integration=plan.integration, event=plan.event,
@@ -259,7 +257,7 @@ class AlertBatch:
         if self.span is None or service_id not in self.covered or not self.span[0] <= at <= self.span[1]:
             return service_in_maintenance(service_id=service_id, at=at)
         for window in self.windows.get(service_id, ()):
-            if window.starts_at <= at < window.ends_at:
+            if window.covers(at):
                 return window
         return None
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import secrets
+from datetime import datetime
 
 from django.conf import settings
 from django.db import models
@@ -405,6 +406,15 @@ class MaintenanceWindow(models.Model):
 
     def __str__(self) -> str:
         return self.reason or f"Maintenance {self.starts_at:%Y-%m-%d %H:%M}"
+
+    # In force from starts_at up to, not including, ends_at: one rule for queries
+    # (``in_force_at``) and for windows already read (``covers``).
+    @staticmethod
+    def in_force_at(at: datetime) -> Q:
+        return Q(starts_at__lte=at, ends_at__gt=at)
+
+    def covers(self, at: datetime) -> bool:
+        return self.starts_at <= at < self.ends_at
 
 
 class Problem(models.Model):

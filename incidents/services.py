@@ -95,7 +95,7 @@ def service_in_maintenance(*, service_id: int, at: datetime) -> MaintenanceWindo
     # Soonest end first, the id breaking ties: the batch applier's read of the windows
     # (incidents.alert_batch) keeps the same order, so both pick the same window.
     return (
-        MaintenanceWindow.objects.filter(services=service_id, starts_at__lte=at, ends_at__gt=at)
+        MaintenanceWindow.objects.filter(MaintenanceWindow.in_force_at(at), services=service_id)
         .order_by("ends_at", "id")
         .first()
     )

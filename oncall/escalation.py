@@ -149,8 +149,8 @@ def escalation_start(*, incident: Incident, restart: bool = False, reason: str =
         # while holding its escalation row must not wait for us, nor we for it.
         # Whether a maintenance window covers now comes with it (as
         # incidents.services.service_in_maintenance would answer): one statement less.
-        in_window = MaintenanceWindow.objects.filter(services=OuterRef("service_id"), starts_at__lte=now,
-                                                     ends_at__gt=now)
+        in_window = MaintenanceWindow.objects.filter(MaintenanceWindow.in_force_at(now),
+                                                     services=OuterRef("service_id"))
         incident = (Incident.objects.select_for_update(no_key=True).select_related("service")
                     .annotate(window_now=Exists(in_window)).get(pk=incident.pk))
         if incident.status != Incident.Status.TRIGGERED:
@@ -482,7 +482,7 @@ def maintenance_run(now: datetime) -> int:
     services; when it ends, those still triggered escalate again from the first step."""
     from incidents.models import MaintenanceWindow
 
-    in_window = MaintenanceWindow.objects.filter(starts_at__lte=now, ends_at__gt=now).values("services")
+    in_window = MaintenanceWindow.objects.filter(MaintenanceWindow.in_force_at(now)).values("services")
     count = 0
     for esc in (Escalation.objects.filter(state=State.ACTIVE, incident__service_id__in=in_window)
                 .select_related("incident")[:200]):

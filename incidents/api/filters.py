@@ -89,8 +89,7 @@ class MaintenanceWindowFilter(filters.FilterSet):
         fields = ["team", "service", "active", "ends_after", "starts_before"]
 
     def filter_active(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
-        now = timezone.now()
-        active = Q(starts_at__lte=now, ends_at__gt=now)
+        active = MaintenanceWindow.in_force_at(timezone.now())
         return queryset.filter(active) if value == "true" else queryset.exclude(active)
 
 

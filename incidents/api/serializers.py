@@ -188,7 +188,7 @@ class MaintenanceWindowSerializer(ScopedRelatedFieldsMixin, serializers.ModelSer
         return {"team": permissions.visible_teams(user), "services": _visible_services(user)}
 
     def get_is_active(self, window: MaintenanceWindow) -> bool:
-        return window.starts_at <= timezone.now() < window.ends_at
+        return window.covers(timezone.now())
 
     def validate_team(self, team: Any) -> Any:
         return immutable(self, "team", team, "A maintenance window cannot move to another team.")
