@@ -7,12 +7,11 @@ Personas: ``responder`` and ``secondary`` (responders in team A), ``manager``
 from __future__ import annotations
 
 import shutil
-import socket
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
+
+from ircore.testing import redis_server_start
 
 
 def _user(django_user_model, username: str, **extra):
@@ -101,22 +100,8 @@ def redis_url():
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.skip("needs redis-server (Debian package redis-server)")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no"], stdout=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while True:  # until it accepts connections
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                raise RuntimeError("redis-server did not start") from None
-            time.sleep(0.05)
-    yield f"redis://127.0.0.1:{port}/0"
+    proc, url = redis_server_start(binary)
+    yield url
     proc.terminate()
     proc.wait(10)
 

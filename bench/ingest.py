@@ -17,7 +17,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -30,6 +29,7 @@ from typing import Any
 import psycopg
 
 from bench.pg import free_port, server_cpu_seconds, server_cpu_snapshot, server_pid
+from ircore.testing import redis_server_start
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -154,23 +154,6 @@ class Clock:
 
     def stop(self) -> None:
         stop_process_group(self.proc)
-
-
-def redis_start() -> tuple[subprocess.Popen, str]:
-    """A throwaway redis-server (no persistence) on a free loopback port, and its URL."""
-    port = free_port()
-    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no"], stdout=subprocess.DEVNULL)
-    deadline = time.time() + 10
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return proc, f"redis://127.0.0.1:{port}/0"
-        except OSError:
-            if time.time() > deadline or proc.poll() is not None:
-                proc.kill()
-                raise RuntimeError("redis-server did not start") from None
-            time.sleep(0.05)
 
 
 def cpu_times() -> tuple[int, int]:
@@ -409,7 +392,7 @@ def run(url: str, *, targets: list[str], concurrencies: list[int], duration: flo
         # shared through Redis (and django-q2 uses it as its broker).
         redis_targets = [t for t in ("bare", "pagerduty") if t in live]
         if shutil.which("redis-server") and "pagerduty" in redis_targets:
-            redis, redis_url = redis_start()
+            redis, redis_url = redis_server_start()
             clock.stop()
             server.stop()
             server = Gunicorn(url, workers, threads, env={"REDIS_URL": redis_url})

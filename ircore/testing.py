@@ -21,6 +21,9 @@ report travels back to the controller like any other failure.
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import time
 from collections.abc import Generator
 from typing import Any
 
@@ -92,3 +95,23 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         terminalreporter.section(f"required tests that were skipped ({ENV_VAR})", sep="=", red=True)
         for line in skipped_required:
             terminalreporter.line(line)
+
+
+def redis_server_start(binary: str = "redis-server") -> tuple[subprocess.Popen, str]:
+    """A throwaway redis-server (no persistence) on a free loopback port, once it accepts
+    connections, and its URL; for the tests (``redis_url`` fixture) and the benchmarks."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no"], stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return proc, f"redis://127.0.0.1:{port}/0"
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                raise RuntimeError("redis-server did not start") from None
+            time.sleep(0.05)
