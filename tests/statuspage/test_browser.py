@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -36,8 +37,11 @@ def demo_page(transactional_db, team_a):
         comps[name] = Component.objects.create(page=page, group=pay, name=name, position=i)
     now = timezone.now()
     Component.objects.filter(page=page).update(created_at=now - timedelta(days=120))
-    # A past major outage on the API, 10 days ago, for 2 hours.
-    start = now - timedelta(days=10)
+    # A past major outage on the API, 10 days ago, for 2 hours from 10:00 on the page's
+    # clock, so it stays within one day of the page whatever time the test runs at.
+    start = (now.astimezone(ZoneInfo("Europe/Berlin")) - timedelta(days=10)).replace(
+        hour=10, minute=0, second=0, microsecond=0
+    )
     ComponentStatusChange.objects.create(
         component=comps["API"], old_status="operational", new_status="major_outage", changed_at=start
     )
