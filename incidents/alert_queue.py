@@ -37,7 +37,7 @@ from django.db import (
 )
 from django.utils import timezone
 
-from incidents.alert_batch import AlertBatch, orphan_store
+from incidents.alert_batch import AlertBatch, Queued, orphan_store
 from incidents.events import AlertEvent, event_from_json, event_to_json
 from incidents.models import Integration, QueuedEvent
 from incidents.queue_insert import group_commit
@@ -103,7 +103,7 @@ def queue_apply_batch(*, limit: int = BATCH_SIZE) -> int:
         return 0
     with transaction.atomic():
         counter_next(name="alert-queue-batch")  # one batch at a time, in id order
-        items = list(pending.order_by("id")[:limit])
+        items = [Queued(*row) for row in pending.order_by("id").values_list(*Queued._fields)[:limit]]
         if not items:
             return 0
         done = items
@@ -156,7 +156,7 @@ def queue_applier_run(
     connection.close()
 
 
-def _apply_alone(item: QueuedEvent) -> bool:
+def _apply_alone(item: Queued) -> bool:
     """Apply one event in its own savepoint; if that fails, keep it as a FAILED alert.
     False if even that failed: the event then stays in the queue, marked."""
     event = event_from_json(item.event)
