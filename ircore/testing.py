@@ -97,12 +97,14 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             terminalreporter.line(line)
 
 
-def redis_server_start(binary: str = "redis-server") -> tuple[subprocess.Popen, str]:
-    """A throwaway redis-server (no persistence) on a free loopback port, once it accepts
-    connections, and its URL; for the tests (``redis_url`` fixture) and the benchmarks."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+def redis_server_start(binary: str = "redis-server", port: int | None = None) -> tuple[subprocess.Popen, str]:
+    """A throwaway redis-server (no persistence) on a free loopback port (or ``port``, to
+    restart one), once it accepts connections, and its URL; for the tests (``redis_url``
+    fixture) and the benchmarks."""
+    if port is None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
     proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                              "--appendonly", "no"], stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + 10
