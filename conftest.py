@@ -106,6 +106,30 @@ def redis_url():
     proc.wait(10)
 
 
+@pytest.fixture
+def use_broker(monkeypatch):
+    """Point django-q2 at a Redis broker, as settings.Q_CLUSTER does with REDIS_URL:
+    Conf reads Q_CLUSTER once at import ("redis": url, no "orm"), and get_broker() reads
+    Conf on every async_task, so setting Conf is what a REDIS_URL process runs with.
+    The process's broker-outage state (ircore.tasks) starts and ends fresh, and the
+    broker is tried on every call (tests turn it off and on at once; the circuit
+    breaker's own test sets its period)."""
+    from django_q.conf import Conf
+
+    from ircore import tasks
+
+    monkeypatch.setattr(tasks, "RETRY_SECONDS", 0.0)
+
+    def use(url: str) -> None:
+        monkeypatch.setattr(Conf, "ORM", None)
+        monkeypatch.setattr(Conf, "REDIS", url)
+        monkeypatch.setattr(Conf, "SYNC", False)
+
+    tasks.outage.down = False
+    yield use
+    tasks.outage.down = False
+
+
 CHROMIUM = "/usr/bin/chromium"
 
 

@@ -221,4 +221,5 @@ if admin.site.is_registered(User):
     admin.site.unregister(User)
 admin.site.register(User, IrcoreUserAdmin)
 
-from ircore import admin_inbound  # noqa: E402, F401 - inbound email and security log pages
+# The console pages of inbound email and the security log, and of tasks waiting for the broker.
+from ircore import admin_inbound, admin_outbox  # noqa: E402, F401

@@ -9,12 +9,14 @@ class IrcoreConfig(AppConfig):
 
     def ready(self) -> None:
         # Inbound email from the ESP webhooks joins the same store-and-enqueue path as SMTP.
-        from ircore import inbound, inbound_anymail
+        from ircore import inbound, inbound_anymail, tasks
         from ircore.clock import clock_job_register
 
         inbound_anymail.connect()
         clock_job_register("inbound_requeue", inbound.inbound_requeue, every=30)
         clock_job_register("inbound_purge", inbound.inbound_purge, every=3600)
+        # Tasks kept while the broker was unreachable go out within ~2 s of it answering again.
+        clock_job_register("task_outbox", tasks.outbox_flush, every=2)
 
 
 class IrcoreAdminConfig(AdminConfig):

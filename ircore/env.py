@@ -7,7 +7,7 @@ the parsing rules in one place so every variable behaves the same way.
 from __future__ import annotations
 
 import os
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -46,6 +46,15 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if raw is None:
         return default
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def url_query_defaults(url: str, **defaults: object) -> str:
+    """``url`` with ``defaults`` added to its query string where the URL does not set them."""
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    for key, value in defaults.items():
+        query.setdefault(key, str(value))
+    return parts._replace(query=urlencode(query)).geturl()
 
 
 def database_from_url(url: str) -> dict:

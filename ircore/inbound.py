@@ -218,9 +218,9 @@ def inbound_store(
 
 
 def _enqueue(pk: int) -> None:
-    from django_q.tasks import async_task
+    from ircore.tasks import task_enqueue
 
-    async_task("ircore.inbound.inbound_process", pk, group="inbound-email")
+    task_enqueue("ircore.inbound.inbound_process", pk, group="inbound-email")
 
 
 # --------------------------------------------------------------------------- parse

@@ -53,3 +53,4 @@ class Counter(models.Model):
 
 
 from ircore.models_inbound import InboundMessage, SecurityLogEntry  # noqa: E402, F401 - models of this app
+from ircore.models_outbox import OutboxTask  # noqa: E402, F401 - models of this app

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
-from ircore.env import database_from_url, env_bool, env_int, env_list, env_str
+from ircore.env import database_from_url, env_bool, env_int, env_list, env_str, url_query_defaults
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("IRCORE_VAR_DIR", str(BASE_DIR / "var")))
@@ -131,7 +131,11 @@ Q_CLUSTER = {
     "label": "Task queue",
 }
 if REDIS_URL:
-    Q_CLUSTER["redis"] = REDIS_URL
+    # Bounded waits, as for the cache: a Redis that accepts connections and never answers
+    # hung every request that enqueued a task. A timeout is an outage (ircore.tasks keeps
+    # the task); socket_timeout stays above the worker's 1 s blocking pop. The URL may
+    # set its own values.
+    Q_CLUSTER["redis"] = url_query_defaults(REDIS_URL, socket_connect_timeout=2, socket_timeout=5)
 else:
     Q_CLUSTER["orm"] = "default"
     Q_CLUSTER["poll"] = 0.5

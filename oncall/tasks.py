@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from django_q.tasks import async_task
-
+from ircore.tasks import task_enqueue
 from oncall import escalation, notify
 
 
 def enqueue(func: str, *args: object) -> None:
-    async_task(func, *args, group="oncall")
+    task_enqueue(func, *args, group="oncall")
 
 
 def escalation_step(escalation_id: int, fence: int | None = None) -> int:

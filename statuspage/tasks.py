@@ -8,7 +8,8 @@ import logging
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
-from django_q.tasks import async_task
+
+from ircore.tasks import task_enqueue
 
 log = logging.getLogger(__name__)
 # A lost task (worker crash) must not block exports for long.
@@ -16,15 +17,15 @@ EXPORT_PENDING_SECONDS = 120
 
 
 def notify_enqueue(*, update_id: int) -> None:
-    async_task("statuspage.tasks.notify_update", update_id, task_name=f"statuspage-notify-{update_id}")
+    task_enqueue("statuspage.tasks.notify_update", update_id, task_name=f"statuspage-notify-{update_id}")
 
 
 def confirmation_enqueue(*, subscriber_id: int) -> None:
-    async_task("statuspage.tasks.send_confirmation", subscriber_id)
+    task_enqueue("statuspage.tasks.send_confirmation", subscriber_id)
 
 
 def component_change_enqueue(*, change_id: int) -> None:
-    transaction.on_commit(lambda: async_task("statuspage.tasks.notify_component_change", change_id))
+    transaction.on_commit(lambda: task_enqueue("statuspage.tasks.notify_component_change", change_id))
 
 
 def _export_pending_key(page_id: int) -> str:
@@ -39,7 +40,7 @@ def export_enqueue(*, page_id: int) -> None:
 
     def enqueue() -> None:
         if cache.add(_export_pending_key(page_id), 1, EXPORT_PENDING_SECONDS):
-            async_task("statuspage.tasks.export_page", page_id)
+            task_enqueue("statuspage.tasks.export_page", page_id)
 
     transaction.on_commit(enqueue)
 
@@ -61,7 +62,7 @@ def notify_update(update_id: int) -> int:
     component_ids = set(item.components.values_list("pk", flat=True))
     recipients = recipients_for(page=item.page, component_ids=component_ids)
     for subscriber in recipients:
-        async_task("statuspage.tasks.deliver_update", update_id, subscriber.pk)
+        task_enqueue("statuspage.tasks.deliver_update", update_id, subscriber.pk)
     return len(recipients)
 
 
@@ -95,7 +96,7 @@ def notify_component_change(change_id: int) -> int:
         if s.kind == Subscriber.Kind.WEBHOOK
     ]
     for subscriber in recipients:
-        async_task("statuspage.tasks.deliver_component_change", change_id, subscriber.pk)
+        task_enqueue("statuspage.tasks.deliver_component_change", change_id, subscriber.pk)
     return len(recipients)
 
 

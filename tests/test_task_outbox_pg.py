@@ -1,0 +1,55 @@
+"""Two clocks hand the outbox over at once on PostgreSQL (ircore.tasks.outbox_flush):
+row locks with SKIP LOCKED let them share the backlog, and no task reaches the broker
+twice or is left behind."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from django.db import connection, connections
+
+from ircore.models import OutboxTask
+from ircore.tasks import outbox_flush, task_enqueue
+from tests.test_task_outbox import closed_port_url, queued
+
+pytestmark = [pytest.mark.postgres, pytest.mark.external]
+TASKS = 300
+
+
+@pytest.fixture(autouse=True)
+def _postgres_only(transactional_db):
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL: run with DATABASE_URL=postgres://...")
+
+
+def test_two_clocks_hand_each_stored_task_over_once(redis_url, use_broker):
+    use_broker(closed_port_url())
+    for pk in range(TASKS):
+        task_enqueue("oncall.tasks.notification_send", pk, group="oncall")
+    assert OutboxTask.objects.count() == TASKS
+    use_broker(redis_url)
+
+    handed: list[int] = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(2)
+
+    def clock() -> None:
+        try:
+            start.wait()
+            while count := outbox_flush(None):
+                handed.append(count)
+        except BaseException as exc:  # noqa: BLE001 - reported by the test
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=clock) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    args = [task["args"][0] for task in queued()]
+    assert sorted(args) == list(range(TASKS))  # each once: none twice, none left out
+    assert sum(handed) == TASKS and OutboxTask.objects.count() == 0
