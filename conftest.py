@@ -118,7 +118,7 @@ def use_broker(monkeypatch):
 
     from ircore import tasks
 
-    monkeypatch.setattr(tasks, "RETRY_SECONDS", 0.0)
+    monkeypatch.setattr(tasks.outage, "retry_seconds", 0.0)
 
     def use(url: str) -> None:
         monkeypatch.setattr(Conf, "ORM", None)

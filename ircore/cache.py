@@ -27,12 +27,13 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 
 import redis.exceptions
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 from django.core.cache.backends.locmem import LocMemCache
 from django.core.cache.backends.redis import RedisCache
+
+from ircore.breaker import Breaker
 
 log = logging.getLogger(__name__)
 
@@ -44,46 +45,20 @@ FALLBACK_MAX_ENTRIES = 1000
 UNREACHABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
 
 
-class _Breaker:
+class _Breaker(Breaker):
     """Reachability of one Redis and the local cache used meanwhile. One per process
     and location: Django makes a cache instance per thread, and the threads of a
     process must share the outage (one warning, one retry per RETRY_SECONDS)."""
 
     def __init__(self, name: str, params: dict) -> None:
-        self._lock = threading.Lock()
-        self.down = False
-        self._retry_at = 0.0
+        super().__init__(
+            retry_seconds=RETRY_SECONDS,
+            log=log,
+            down_message=f"Redis cache unreachable (%s): caching in this process only, "
+                         f"retrying every {RETRY_SECONDS:.0f} s",
+            up_message="Redis cache reachable again: shared cache in use",
+        )
         self.fallback = LocMemCache(name, {**params, "OPTIONS": {"MAX_ENTRIES": FALLBACK_MAX_ENTRIES}})
-
-    def redis_allowed(self) -> bool:
-        if not self.down:
-            return True
-        with self._lock:
-            now = time.monotonic()
-            if now < self._retry_at:
-                return False
-            # This call is the retry; the others keep to the local cache meanwhile.
-            self._retry_at = now + RETRY_SECONDS
-            return True
-
-    def failed(self, exc: BaseException) -> None:
-        with self._lock:
-            self._retry_at = time.monotonic() + RETRY_SECONDS
-            if self.down:
-                return
-            self.down = True
-        log.warning("Redis cache unreachable (%s): caching in this process only, retrying every %.0f s",
-                    exc, RETRY_SECONDS)
-
-    def succeeded(self) -> None:
-        if not self.down:
-            return
-        with self._lock:
-            if not self.down:
-                return
-            self.down = False
-        self.fallback.clear()
-        log.info("Redis cache reachable again: shared cache in use")
 
 
 _breakers: dict[tuple, _Breaker] = {}
@@ -103,13 +78,15 @@ class ResilientRedisCache(RedisCache):
 
     def _call(self, method: str, *args, **kwargs):
         breaker = self._breaker
-        if breaker.redis_allowed():
+        if breaker.allowed():
             try:
                 result = getattr(super(), method)(*args, **kwargs)
             except UNREACHABLE as exc:
                 breaker.failed(exc)
             else:
-                breaker.succeeded()
+                if breaker.answered():
+                    # Nothing kept during this outage may be read back in the next one.
+                    breaker.fallback.clear()
                 return result
         return getattr(breaker.fallback, method)(*args, **kwargs)
 

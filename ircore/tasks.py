@@ -34,8 +34,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import threading
-import time
 from datetime import datetime
 from typing import Any
 
@@ -44,6 +42,7 @@ from django.db.models import F
 from django_q.brokers import Broker, get_broker
 from django_q.tasks import async_task
 
+from ircore.breaker import Breaker
 from ircore.cache import UNREACHABLE
 
 log = logging.getLogger(__name__)
@@ -55,48 +54,15 @@ FLUSH_LIMIT = 500
 RETRY_SECONDS = 1.0
 
 
-class _Outage:
-    """The broker's reachability as this process last saw it: one warning per outage
-    (not one per task), one info line when it answers again, and a circuit breaker. A
-    broker that accepts connections and never answers costs each attempt its socket
-    timeout: after a failure, tasks go straight to the outbox for RETRY_SECONDS, then
-    one call tries the broker again."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.down = False
-        self._retry_at = 0.0
-
-    def broker_allowed(self) -> bool:
-        if not self.down:
-            return True
-        with self._lock:
-            now = time.monotonic()
-            if now < self._retry_at:
-                return False
-            self._retry_at = now + RETRY_SECONDS  # this call is the retry
-            return True
-
-    def failed(self, exc: BaseException) -> None:
-        with self._lock:
-            self._retry_at = time.monotonic() + RETRY_SECONDS
-            if self.down:
-                return
-            self.down = True
-        log.warning("Task broker unreachable (%s): tasks are kept in the database (OutboxTask) "
-                    "and handed over by the clock once it answers", exc)
-
-    def answered(self) -> None:
-        if not self.down:
-            return
-        with self._lock:
-            if not self.down:
-                return
-            self.down = False
-        log.info("Task broker reachable again")
-
-
-outage = _Outage()
+# The broker's reachability as this process last saw it (see ircore.breaker): after a
+# failure tasks go straight to the outbox for RETRY_SECONDS, then one call tries again.
+outage = Breaker(
+    retry_seconds=RETRY_SECONDS,
+    log=log,
+    down_message="Task broker unreachable (%s): tasks are kept in the database (OutboxTask) "
+                 "and handed over by the clock once it answers",
+    up_message="Task broker reachable again",
+)
 
 
 def _encode(func: str, args: tuple, options: dict[str, Any]) -> str:
@@ -112,7 +78,7 @@ def task_enqueue(func: str, *args: Any, **options: Any) -> str | None:
     outage. Returns the task id, or None when the task was stored for later."""
     encoded = _encode(func, args, options)
     error = "broker unreachable a moment ago: not tried"
-    if outage.broker_allowed():
+    if outage.allowed():
         try:
             task_id = async_task(func, *args, **options)
         except UNREACHABLE as exc:
@@ -141,7 +107,7 @@ def outbox_flush(now: datetime) -> int:
 
     brokers: dict[str | None, Broker] = {}  # one connection per flush, not one per task
     handed = 0
-    while handed < FLUSH_LIMIT and outage.broker_allowed():
+    while handed < FLUSH_LIMIT and outage.allowed():
         error: Exception | None = None
         with transaction.atomic():
             # SKIP LOCKED: several clocks share the backlog and never hand one row over twice.

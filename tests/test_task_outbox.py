@@ -212,7 +212,7 @@ def test_a_broker_that_never_answers_costs_one_timeout_per_retry_period(use_brok
                                                                           caplog):
     url, attempts = blackhole
     use_broker(url)
-    monkeypatch.setattr(tasks, "RETRY_SECONDS", 0.5)
+    monkeypatch.setattr(tasks.outage, "retry_seconds", 0.5)
     started = time.monotonic()
     for pk in range(5):
         assert task_enqueue("oncall.tasks.notification_send", pk) is None
