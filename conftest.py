@@ -7,6 +7,7 @@ Personas: ``responder`` and ``secondary`` (responders in team A), ``manager``
 from __future__ import annotations
 
 import shutil
+import socket
 from pathlib import Path
 
 import pytest
@@ -128,6 +129,31 @@ def use_broker(monkeypatch):
     tasks.outage.down = False
     yield use
     tasks.outage.down = False
+
+
+@pytest.fixture
+def redis_blackhole():
+    """A loopback port that accepts TCP connections (the kernel's backlog) and never
+    answers, like a Redis behind a dropped route or hung: each attempt costs the client
+    its socket timeout. Yields its redis:// URL and a function counting the connection
+    attempts since the last call."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(100)
+    listener.setblocking(False)
+
+    def attempts() -> int:
+        count = 0
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except BlockingIOError:
+                return count
+            conn.close()
+            count += 1
+
+    yield f"redis://127.0.0.1:{listener.getsockname()[1]}/0", attempts
+    listener.close()
 
 
 CHROMIUM = "/usr/bin/chromium"

@@ -97,6 +97,14 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             terminalreporter.line(line)
 
 
+def unreachable_redis_url() -> str:
+    """A Redis URL on a loopback port nothing listens on: every connection is refused."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"redis://127.0.0.1:{port}/0"
+
+
 def redis_server_start(binary: str = "redis-server", port: int | None = None) -> tuple[subprocess.Popen, str]:
     """A throwaway redis-server (no persistence) on a free loopback port (or ``port``, to
     restart one), once it accepts connections, and its URL; for the tests (``redis_url``

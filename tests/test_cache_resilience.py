@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import socket
 import time
 
 import pytest
@@ -15,7 +14,7 @@ import redis.exceptions
 from django.core.cache import cache, caches
 
 from ircore import cache as resilient
-from ircore.testing import redis_server_start
+from ircore.testing import redis_server_start, unreachable_redis_url
 from tests.test_settings import run
 
 BACKEND = "ircore.cache.ResilientRedisCache"
@@ -25,13 +24,6 @@ TIMEOUT = 0.3  # socket timeouts for these tests (production: 2 s)
 def use_redis(settings, url: str) -> None:
     settings.CACHES = {"default": {"BACKEND": BACKEND, "LOCATION": url,
                                    "OPTIONS": {"socket_connect_timeout": TIMEOUT, "socket_timeout": TIMEOUT}}}
-
-
-def closed_port_url() -> str:
-    with socket.socket() as sock:  # a port nothing listens on
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"redis://127.0.0.1:{port}/0"
 
 
 def raw_redis():
@@ -55,30 +47,6 @@ def _fresh_breakers(caplog):
     for breaker in resilient._breakers.values():
         breaker.fallback.clear()
     resilient._breakers.clear()
-
-
-@pytest.fixture
-def blackhole():
-    """A port that accepts TCP connections (the kernel's backlog) and never answers,
-    like a Redis behind a dropped route: each attempt costs the socket timeout. The
-    backlog counts the attempts."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(100)
-    listener.setblocking(False)
-
-    def attempts() -> int:
-        count = 0
-        while True:
-            try:
-                conn, _ = listener.accept()
-            except BlockingIOError:
-                return count
-            conn.close()
-            count += 1
-
-    yield f"redis://127.0.0.1:{listener.getsockname()[1]}/0", attempts
-    listener.close()
 
 
 @pytest.mark.external
@@ -114,7 +82,7 @@ def test_errors_that_are_not_about_reaching_redis_still_raise(redis_url, setting
 
 
 def test_unreachable_redis_reads_miss_and_the_process_caches_alone(settings, caplog):
-    use_redis(settings, closed_port_url())
+    use_redis(settings, unreachable_redis_url())
     assert cache.get("k") is None and cache.get("k", "default") == "default"
     assert cache.get_many(["k"]) == {} and cache.has_key("k") is False
     cache.set("k", "kept here", 60)
@@ -132,8 +100,8 @@ def test_unreachable_redis_reads_miss_and_the_process_caches_alone(settings, cap
     assert "unreachable" in warnings_logged(caplog)[0]
 
 
-def test_a_blackholed_redis_is_tried_once_per_retry_window(blackhole, settings, caplog):
-    url, attempts = blackhole
+def test_a_blackholed_redis_is_tried_once_per_retry_window(redis_blackhole, settings, caplog):
+    url, attempts = redis_blackhole
     use_redis(settings, url)
     started = time.monotonic()
     assert cache.get("k") is None
@@ -151,11 +119,11 @@ def test_a_blackholed_redis_is_tried_once_per_retry_window(blackhole, settings, 
     assert len(warnings_logged(caplog)) == 1
 
 
-def test_threads_share_the_outage(blackhole, settings, caplog):
+def test_threads_share_the_outage(redis_blackhole, settings, caplog):
     """Django makes a cache instance per thread; the outage is per process."""
     import threading
 
-    url, attempts = blackhole
+    url, attempts = redis_blackhole
     use_redis(settings, url)
     cache.set("k", "from the main thread")
     seen = []

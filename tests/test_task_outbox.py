@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import socket
 import time
 
 import pytest
@@ -19,20 +18,13 @@ from ircore import tasks
 from ircore.clock import clock_jobs
 from ircore.models import OutboxTask
 from ircore.tasks import outbox_flush, task_enqueue
-from ircore.testing import redis_server_start
+from ircore.testing import redis_server_start, unreachable_redis_url
 from tests.test_settings import run
 
 
 @pytest.fixture(autouse=True)
 def _log_info(caplog):
     caplog.set_level(logging.INFO, logger="ircore.tasks")
-
-
-def closed_port_url() -> str:
-    with socket.socket() as sock:  # a port nothing listens on
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"redis://127.0.0.1:{port}/0"
 
 
 def queued() -> list[dict]:
@@ -63,7 +55,7 @@ def test_broker_up_the_task_goes_to_redis_and_nothing_is_stored(redis_url, use_b
 
 @pytest.mark.django_db
 def test_broker_down_the_call_succeeds_the_task_is_stored_and_one_warning_is_logged(use_broker, caplog):
-    use_broker(closed_port_url())
+    use_broker(unreachable_redis_url())
     assert task_enqueue("statuspage.tasks.notify_update", 5, task_name="statuspage-notify-5") is None
     for subscriber_id in range(1, 6):
         assert task_enqueue("statuspage.tasks.deliver_update", 5, subscriber_id) is None
@@ -82,7 +74,7 @@ def test_broker_down_the_call_succeeds_the_task_is_stored_and_one_warning_is_log
 @pytest.mark.django_db
 def test_the_same_task_queued_again_while_it_waits_is_kept_once(use_broker):
     """The clock re-dispatches a due escalation after each claim lease: one row, not one per lease."""
-    use_broker(closed_port_url())
+    use_broker(unreachable_redis_url())
     for _ in range(3):
         task_enqueue("oncall.tasks.escalation_step", 7, 3, group="oncall")
     task_enqueue("oncall.tasks.escalation_step", 7, 4, group="oncall")  # a new fence is a new task
@@ -128,7 +120,7 @@ def test_broker_back_the_clock_hands_stored_tasks_over_in_order_and_deletes_them
 
 @pytest.mark.django_db
 def test_broker_still_down_the_clock_keeps_the_tasks_and_stops_at_the_first_failure(use_broker, caplog):
-    use_broker(closed_port_url())
+    use_broker(unreachable_redis_url())
     for pk in (1, 2, 3):
         task_enqueue("oncall.tasks.notification_send", pk, group="oncall")
     assert outbox_flush(None) == 0
@@ -155,7 +147,7 @@ def test_errors_that_are_not_about_reaching_the_broker_still_raise(redis_url, us
 
     # The clock: the row stays, with the error, and the error reaches the clock's log.
     broker.connection.delete(broker.list_key)
-    use_broker(closed_port_url())
+    use_broker(unreachable_redis_url())
     task_enqueue("oncall.tasks.notification_send", 2, group="oncall")
     use_broker(redis_url)
     broker.connection.set(broker.list_key, "not a list")
@@ -174,7 +166,7 @@ def test_the_clock_runs_the_flush_every_few_seconds():
 
 @pytest.mark.django_db
 def test_the_console_shows_waiting_tasks_to_superusers_only(client, use_broker, admin_user, manager):
-    use_broker(closed_port_url())
+    use_broker(unreachable_redis_url())
     task_enqueue("statuspage.tasks.send_confirmation", 42)
     client.force_login(admin_user)
     response = client.get("/admin/ircore/outboxtask/")
@@ -183,34 +175,12 @@ def test_the_console_shows_waiting_tasks_to_superusers_only(client, use_broker, 
     assert client.get("/admin/ircore/outboxtask/").status_code == 403
 
 
-@pytest.fixture
-def blackhole():
-    """A port that accepts TCP connections (the kernel's backlog) and never answers,
-    like a hung Redis: each attempt costs the socket timeout. The backlog counts them."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(100)
-    listener.setblocking(False)
-
-    def attempts() -> int:
-        count = 0
-        while True:
-            try:
-                conn, _ = listener.accept()
-            except BlockingIOError:
-                return count
-            conn.close()
-            count += 1
-
-    url = f"redis://127.0.0.1:{listener.getsockname()[1]}/0?socket_connect_timeout=0.3&socket_timeout=0.3"
-    yield url, attempts
-    listener.close()
-
-
 @pytest.mark.django_db
-def test_a_broker_that_never_answers_costs_one_timeout_per_retry_period(use_broker, blackhole, monkeypatch,
-                                                                          caplog):
-    url, attempts = blackhole
+def test_a_broker_that_never_answers_costs_one_timeout_per_retry_period(
+    use_broker, redis_blackhole, monkeypatch, caplog
+):
+    url, attempts = redis_blackhole
+    url += "?socket_connect_timeout=0.3&socket_timeout=0.3"
     use_broker(url)
     monkeypatch.setattr(tasks.outage, "retry_seconds", 0.5)
     started = time.monotonic()

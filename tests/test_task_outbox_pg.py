@@ -11,7 +11,8 @@ from django.db import connection, connections
 
 from ircore.models import OutboxTask
 from ircore.tasks import outbox_flush, task_enqueue
-from tests.test_task_outbox import closed_port_url, queued
+from ircore.testing import unreachable_redis_url
+from tests.test_task_outbox import queued
 
 pytestmark = [pytest.mark.postgres, pytest.mark.external]
 TASKS = 300
@@ -24,7 +25,7 @@ def _postgres_only(transactional_db):
 
 
 def test_two_clocks_hand_each_stored_task_over_once(redis_url, use_broker):
-    use_broker(closed_port_url())
+    use_broker(unreachable_redis_url())
     for pk in range(TASKS):
         task_enqueue("oncall.tasks.notification_send", pk, group="oncall")
     assert OutboxTask.objects.count() == TASKS

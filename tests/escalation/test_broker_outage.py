@@ -9,8 +9,8 @@ from django.core import mail
 from django_q.conf import Conf
 
 from ircore.models import OutboxTask
+from ircore.testing import unreachable_redis_url
 from oncall.models import Escalation
-from tests.test_task_outbox import closed_port_url
 
 pytestmark = pytest.mark.django_db
 
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db
 def test_a_page_queued_during_the_outage_is_sent_once_the_broker_answers(
     clock, chain, trigger, use_broker, monkeypatch
 ):
-    use_broker(closed_port_url())
+    use_broker(unreachable_redis_url())
     incident = trigger()  # the alert is taken: no error reaches the sender
     esc = Escalation.objects.get(incident=incident)
     step = ("oncall.tasks.escalation_step", [esc.pk, esc.fence], {"group": "oncall"})

@@ -8,14 +8,14 @@ from django_q.conf import Conf
 
 from ircore.models import InboundMessage, OutboxTask
 from ircore.tasks import outbox_flush
+from ircore.testing import unreachable_redis_url
 from tests.inbound.conftest import make_email
-from tests.test_task_outbox import closed_port_url
 
 
 def test_a_message_received_during_the_outage_is_processed_once_the_broker_answers(
     deliver, use_broker, monkeypatch
 ):
-    use_broker(closed_port_url())
+    use_broker(unreachable_redis_url())
     message = deliver(make_email(to="nobody@in.example.net"), to="nobody@in.example.net")
     assert message.status == InboundMessage.Status.RECEIVED
     assert list(OutboxTask.objects.values_list("func", "args", "options")) == [

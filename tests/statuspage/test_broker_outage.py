@@ -12,15 +12,16 @@ from rest_framework.test import APIClient
 
 from ircore.models import OutboxTask
 from ircore.tasks import outbox_flush
+from ircore.testing import unreachable_redis_url
 from statuspage.models import PublicUpdate, Subscriber
 from tests.statuspage.test_admin import post_component_change
 from tests.statuspage.test_api import base
-from tests.test_task_outbox import closed_port_url, queued
+from tests.test_task_outbox import queued
 
 
 @pytest.fixture
 def broker_down(use_broker):
-    use_broker(closed_port_url())
+    use_broker(unreachable_redis_url())
 
 
 def stored() -> list[tuple]:
@@ -65,7 +66,7 @@ def test_admin_component_change_answers_and_the_webhook_notification_waits(
 def test_after_the_outage_the_confirmation_is_sent(client, page, redis_url, use_broker,
                                                    django_capture_on_commit_callbacks, settings):
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-    use_broker(closed_port_url())
+    use_broker(unreachable_redis_url())
     with django_capture_on_commit_callbacks(execute=True):
         assert client.post("/status/acme/subscribe/", {"email": "ann@example.com"}).status_code == 200
     use_broker(redis_url)  # the broker is back
