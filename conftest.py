@@ -6,6 +6,7 @@ Personas: ``responder`` and ``secondary`` (responders in team A), ``manager``
 
 from __future__ import annotations
 
+import logging
 import shutil
 import socket
 from pathlib import Path
@@ -129,6 +130,24 @@ def use_broker(monkeypatch):
     tasks.outage.down = False
     yield use
     tasks.outage.down = False
+
+
+@pytest.fixture
+def redis_cache_fresh(caplog):
+    """ircore.cache's outage state (per process and Redis location: a breaker and its
+    local fallback cache) starts and ends empty, so no test sees another's outage; its
+    log is captured from INFO."""
+    from ircore import cache as resilient
+
+    def reset() -> None:
+        for breaker in resilient._breakers.values():
+            breaker.fallback.clear()
+        resilient._breakers.clear()
+
+    caplog.set_level(logging.INFO, logger="ircore.cache")
+    reset()
+    yield
+    reset()
 
 
 @pytest.fixture

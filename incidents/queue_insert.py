@@ -45,7 +45,8 @@ def rows_write(rows: Sequence[Row]) -> None:
 # PostgreSQL, outside a transaction: the statement goes to libpq directly. It is the whole
 # database work of an ingestion request, and Django's cursor plus psycopg's execute cost
 # three times libpq's own call (measured in-process: 191 µs of CPU against 56 for the
-# same INSERT and commit, bench/PERFORMANCE.md). The statement is prepared once per
+# same INSERT and commit; under full load the difference was within the benchmark's
+# noise, bench/PERFORMANCE.md). The statement is prepared once per
 # connection and row count, unless the connection has prepared statements turned off
 # (DATABASE_URL ?prepare_threshold=none, for pgbouncer in transaction mode).
 _prepared: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # pgconn -> {rows: name}

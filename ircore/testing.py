@@ -97,22 +97,23 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             terminalreporter.line(line)
 
 
-def unreachable_redis_url() -> str:
-    """A Redis URL on a loopback port nothing listens on: every connection is refused."""
+def free_loopback_port() -> int:
+    """A loopback port free a moment ago (nothing listens on it once this returns)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"redis://127.0.0.1:{port}/0"
+        return sock.getsockname()[1]
+
+
+def unreachable_redis_url() -> str:
+    """A Redis URL on a loopback port nothing listens on: every connection is refused."""
+    return f"redis://127.0.0.1:{free_loopback_port()}/0"
 
 
 def redis_server_start(binary: str = "redis-server", port: int | None = None) -> tuple[subprocess.Popen, str]:
     """A throwaway redis-server (no persistence) on a free loopback port (or ``port``, to
     restart one), once it accepts connections, and its URL; for the tests (``redis_url``
     fixture) and the benchmarks."""
-    if port is None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
+    port = port or free_loopback_port()
     proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                              "--appendonly", "no"], stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + 10

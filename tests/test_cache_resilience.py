@@ -37,16 +37,8 @@ def warnings_logged(caplog) -> list[str]:
 
 
 @pytest.fixture(autouse=True)
-def _fresh_breakers(caplog):
-    """Outage state is per process and Redis location; no test sees another's."""
-    caplog.set_level(logging.INFO, logger="ircore.cache")
-    for breaker in resilient._breakers.values():
-        breaker.fallback.clear()
-    resilient._breakers.clear()
-    yield
-    for breaker in resilient._breakers.values():
-        breaker.fallback.clear()
-    resilient._breakers.clear()
+def _fresh(redis_cache_fresh):
+    """No test sees another's outage."""
 
 
 @pytest.mark.external

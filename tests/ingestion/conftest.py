@@ -22,6 +22,7 @@ from django.test.testcases import LiveServerThread, QuietWSGIRequestHandler, _St
 from incidents.alert_queue import queue_drain
 from incidents.ingestion.rate_limit import ingest_limiter
 from incidents.models import Alert
+from ircore.testing import free_loopback_port
 
 
 @pytest.fixture(autouse=True)
@@ -134,7 +135,7 @@ def database_unavailable(alias: str = "default") -> Iterator[None]:
         settings_dict["NAME"] = "/nonexistent-ircore-dir/unreachable.sqlite3"
     else:
         settings_dict["HOST"] = "127.0.0.1"
-        settings_dict["PORT"] = str(_closed_port())
+        settings_dict["PORT"] = str(free_loopback_port())
         settings_dict["OPTIONS"] = {**settings_dict.get("OPTIONS", {}), "connect_timeout": 2}
     broken = original.__class__(settings_dict, alias)
     connections[alias] = broken
@@ -144,14 +145,6 @@ def database_unavailable(alias: str = "default") -> Iterator[None]:
         connections[alias] = original
         with contextlib.suppress(Exception):
             broken.close()
-
-
-def _closed_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]  # closed again when the block ends
 
 
 # --------------------------------------------------------------------------- live server

@@ -5,32 +5,22 @@ the page's cache entries succeed, in the admin and from incidents."""
 from __future__ import annotations
 
 import logging
-import socket
 
 import pytest
 
 from incidents import services as incident_services
 from incidents.events import AlertEvent
-from ircore import cache as resilient
+from ircore.testing import unreachable_redis_url
 from statuspage.models import ComponentServiceLink, ComponentStatusChange, Subscriber
 from tests.statuspage.test_admin import post_component_change
 
 
 @pytest.fixture(autouse=True)
-def redis_down(settings, caplog):
+def redis_down(settings, redis_cache_fresh):
     """REDIS_URL pointing at a port nothing listens on."""
-    caplog.set_level(logging.INFO, logger="ircore.cache")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    resilient._breakers.clear()
     settings.CACHES = {"default": {"BACKEND": "ircore.cache.ResilientRedisCache",
-                                   "LOCATION": f"redis://127.0.0.1:{port}/0",
+                                   "LOCATION": unreachable_redis_url(),
                                    "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1}}}
-    yield
-    for breaker in resilient._breakers.values():
-        breaker.fallback.clear()
-    resilient._breakers.clear()
 
 
 def outage_warnings(caplog) -> int:
