@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ircore.testing import redis_server_start
+from ircore.testing import free_loopback_port, redis_server_start
 
 
 def _user(django_user_model, username: str, **extra):
@@ -96,16 +96,38 @@ def make_integration():
     return make
 
 
+class RedisServer:
+    """A throwaway redis-server (Debian package redis-server) on a free loopback port,
+    which a test can stop and start again on the same port (an outage and its end)."""
+
+    def __init__(self, binary: str) -> None:
+        self.binary = binary
+        self.port = free_loopback_port()
+        self.proc, self.url = redis_server_start(binary, port=self.port)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+    def start(self) -> None:
+        self.proc, _ = redis_server_start(self.binary, port=self.port)
+
+
 @pytest.fixture
-def redis_url():
-    """A throwaway redis-server on a free loopback port (Debian package redis-server)."""
+def redis_server():
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.skip("needs redis-server (Debian package redis-server)")
-    proc, url = redis_server_start(binary)
-    yield url
-    proc.terminate()
-    proc.wait(10)
+    server = RedisServer(binary)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server):
+    """The URL of a throwaway redis-server (``redis_server``)."""
+    return redis_server.url
 
 
 @pytest.fixture

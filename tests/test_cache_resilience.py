@@ -6,7 +6,6 @@ at most every RETRY_SECONDS."""
 from __future__ import annotations
 
 import logging
-import shutil
 import time
 
 import pytest
@@ -14,7 +13,7 @@ import redis.exceptions
 from django.core.cache import cache, caches
 
 from ircore import cache as resilient
-from ircore.testing import redis_server_start, unreachable_redis_url
+from ircore.testing import unreachable_redis_url
 from tests.test_settings import run
 
 BACKEND = "ircore.cache.ResilientRedisCache"
@@ -127,38 +126,28 @@ def test_threads_share_the_outage(redis_blackhole, settings, caplog):
 
 
 @pytest.mark.external
-def test_redis_stopped_and_started_again(settings, caplog):
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("needs redis-server (Debian package redis-server)")
-    proc, url = redis_server_start(binary)
-    try:
-        use_redis(settings, url)
-        cache.set("before", 1, 60)
-        assert raw_redis().exists(":1:before")
-        proc.terminate()
-        proc.wait(10)
+def test_redis_stopped_and_started_again(redis_server, settings, caplog):
+    use_redis(settings, redis_server.url)
+    cache.set("before", 1, 60)
+    assert raw_redis().exists(":1:before")
+    redis_server.stop()
 
-        assert cache.get("before") is None  # down: a miss, no error
-        cache.set("during", 2, 60)
-        assert cache.get("during") == 2
-        assert len(warnings_logged(caplog)) == 1
+    assert cache.get("before") is None  # down: a miss, no error
+    cache.set("during", 2, 60)
+    assert cache.get("during") == 2
+    assert len(warnings_logged(caplog)) == 1
 
-        proc, _ = redis_server_start(binary, port=int(url.rsplit(":", 1)[1].split("/")[0]))
-        time.sleep(resilient.RETRY_SECONDS)
-        cache.set("after", 3, 60)
-        assert raw_redis().exists(":1:after")  # back on Redis
-        assert cache.get("during") is None  # the process's outage cache is dropped
-        assert any("reachable again" in r.getMessage() for r in caplog.records if r.levelno == logging.INFO)
-        assert len(warnings_logged(caplog)) == 1
+    redis_server.start()
+    time.sleep(resilient.RETRY_SECONDS)
+    cache.set("after", 3, 60)
+    assert raw_redis().exists(":1:after")  # back on Redis
+    assert cache.get("during") is None  # the process's outage cache is dropped
+    assert any("reachable again" in r.getMessage() for r in caplog.records if r.levelno == logging.INFO)
+    assert len(warnings_logged(caplog)) == 1
 
-        proc.terminate()  # a second outage warns again
-        proc.wait(10)
-        assert cache.get("after") is None
-        assert len(warnings_logged(caplog)) == 2
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    redis_server.stop()  # a second outage warns again
+    assert cache.get("after") is None
+    assert len(warnings_logged(caplog)) == 2
 
 
 def test_settings_use_the_resilient_backend_with_redis_url(tmp_path):

@@ -6,7 +6,6 @@ hands them over, in order, once it answers."""
 from __future__ import annotations
 
 import logging
-import shutil
 import time
 
 import pytest
@@ -18,7 +17,7 @@ from ircore import tasks
 from ircore.clock import clock_jobs
 from ircore.models import OutboxTask
 from ircore.tasks import outbox_flush, task_enqueue
-from ircore.testing import redis_server_start, unreachable_redis_url
+from ircore.testing import unreachable_redis_url
 from tests.test_settings import run
 
 
@@ -84,38 +83,31 @@ def test_the_same_task_queued_again_while_it_waits_is_kept_once(use_broker):
 
 @pytest.mark.external
 @pytest.mark.django_db
-def test_broker_back_the_clock_hands_stored_tasks_over_in_order_and_deletes_them(use_broker, caplog):
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("needs redis-server (Debian package redis-server)")
-    proc, url = redis_server_start(binary)
-    try:
-        use_broker(url)
-        task_enqueue("oncall.tasks.notification_send", 1, group="oncall")  # broker up: straight to Redis
-        proc.terminate()
-        proc.wait(10)
-        for pk in (2, 3, 4):
-            task_enqueue("oncall.tasks.notification_send", pk, group="oncall")
-        task_enqueue("statuspage.tasks.notify_update", 8, task_name="statuspage-notify-8")
-        assert OutboxTask.objects.count() == 4 and len(warnings_logged(caplog)) == 1
+def test_broker_back_the_clock_hands_stored_tasks_over_in_order_and_deletes_them(
+    use_broker, redis_server, caplog
+):
+    use_broker(redis_server.url)
+    task_enqueue("oncall.tasks.notification_send", 1, group="oncall")  # broker up: straight to Redis
+    redis_server.stop()
+    for pk in (2, 3, 4):
+        task_enqueue("oncall.tasks.notification_send", pk, group="oncall")
+    task_enqueue("statuspage.tasks.notify_update", 8, task_name="statuspage-notify-8")
+    assert OutboxTask.objects.count() == 4 and len(warnings_logged(caplog)) == 1
 
-        proc, _ = redis_server_start(binary, port=int(url.rsplit(":", 1)[1].split("/")[0]))
-        assert queued() == []  # a fresh server: the task sent before the outage went with the old one
-        assert outbox_flush(None) == 4
-        assert OutboxTask.objects.count() == 0
-        assert [(t["func"], t["args"], t.get("group")) for t in queued()] == [
-            ("oncall.tasks.notification_send", (2,), "oncall"),
-            ("oncall.tasks.notification_send", (3,), "oncall"),
-            ("oncall.tasks.notification_send", (4,), "oncall"),
-            ("statuspage.tasks.notify_update", (8,), None),
-        ]
-        assert queued()[3]["name"] == "statuspage-notify-8"
-        assert any("reachable again" in r.getMessage() for r in caplog.records)
-        assert outbox_flush(None) == 0  # nothing twice
-        assert len(queued()) == 4
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    redis_server.start()
+    assert queued() == []  # a fresh server: the task sent before the outage went with the old one
+    assert outbox_flush(None) == 4
+    assert OutboxTask.objects.count() == 0
+    assert [(t["func"], t["args"], t.get("group")) for t in queued()] == [
+        ("oncall.tasks.notification_send", (2,), "oncall"),
+        ("oncall.tasks.notification_send", (3,), "oncall"),
+        ("oncall.tasks.notification_send", (4,), "oncall"),
+        ("statuspage.tasks.notify_update", (8,), None),
+    ]
+    assert queued()[3]["name"] == "statuspage-notify-8"
+    assert any("reachable again" in r.getMessage() for r in caplog.records)
+    assert outbox_flush(None) == 0  # nothing twice
+    assert len(queued()) == 4
 
 
 @pytest.mark.django_db
