@@ -44,7 +44,7 @@ PATHS = {
 KEYS_PER_RUN = 200
 NEW_INCIDENTS_PER_RUN = 1000
 TARGET_CONCURRENCY = 8
-ROUNDS_AT_TARGET = 3
+ROUNDS_AT_TARGET = 5
 
 
 def django_env(url: str, extra: dict[str, str] | None = None) -> dict[str, str]:

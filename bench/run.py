@@ -18,6 +18,7 @@ import json
 import os
 import platform
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -131,9 +132,14 @@ def _ingest_rows(runs: list[dict]) -> list[dict]:
     rows = []
     for k, group in groups.items():
         run, base = best[k], best.get(("bare", k[1], k[2], False))
+        # Each round against the bare view's run of the same round (minutes apart at most).
+        bare_rounds = {r.get("round", 0): r for r in groups.get(("bare", k[1], k[2], False), [])}
+        paired = [r["rps"] / bare_rounds[r.get("round", 0)]["rps"] for r in group
+                  if r.get("round", 0) in bare_rounds and bare_rounds[r.get("round", 0)]["rps"]]
         rows.append({
             "run": run,
             "rounds": len(group),
+            "paired": paired,
             "ratio": run["rps"] / base["rps"] if base and base["rps"] else None,
             "cost_ratio": _cpu_per_event(base) / _cpu_per_event(run) if base else None,
             "verified": "; ".join(sorted({r["verified"] for r in group})),
@@ -206,9 +212,14 @@ def report(args: argparse.Namespace, dbs: Databases, ingest_res: dict | None, cl
             measured_target = r["concurrency"] == 8 and r["target"] != "bare" and not r.get("new_incidents")
             if measured_target and share is not None:
                 rounds = f" (best of {row['rounds']} rounds)" if row["rounds"] > 1 else ""
+                paired = ""
+                if len(row["paired"]) > 1:
+                    paired = ("; each round against that round's bare view: "
+                              + ", ".join(f"{x:.0%}" for x in row["paired"])
+                              + f" (median {statistics.median(row['paired']):.0%})")
                 lines.append(f"- {_label(r)}: {share:.0%} of bare{rounds} ({ok(share >= TARGET_SHARE)}), "
                              f"p99 {r['p99_ms']:.1f} ms ({ok(r['p99_ms'] < TARGET_P99_MS)}), "
-                             f"CPU cost ratio {row['cost_ratio']:.0%}")
+                             f"CPU cost ratio {row['cost_ratio']:.0%}{paired}")
         storm = ingest_res["storm"]
         if storm:
             db = storm["db"]

@@ -13,6 +13,7 @@ work itself; the values still come from ``services.alert_values``.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -350,11 +351,12 @@ def rows_insert(model: type[models.Model], columns: Sequence[str], rows: list[tu
     fields = [model._meta.get_field(name.removesuffix("_id")) for name in columns]
     table = ops.quote_name(model._meta.db_table)
     pk = ops.quote_name(model._meta.pk.column)
-    adapters = [_adapter(f) for f in fields]
+    copying = connection.vendor == "postgresql"
+    adapters = [_adapter(f, copy=copying) for f in fields]
     names = ", ".join(ops.quote_name(f.column) for f in fields)
     ids: list[int] = []
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
+        if copying:
             raw = cursor.cursor  # psycopg's own cursor, for COPY
             if returning_ids:
                 raw.execute("SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
@@ -378,9 +380,14 @@ def rows_insert(model: type[models.Model], columns: Sequence[str], rows: list[tu
     return ids
 
 
-def _adapter(f: models.Field) -> Callable[[Any], Any] | None:
+def _adapter(f: models.Field, *, copy: bool = False) -> Callable[[Any], Any] | None:
     ops = connection.ops
     if isinstance(f, models.JSONField):
+        if copy:
+            # COPY reads a JSON column as text: the encoded string itself, rather than the
+            # Jsonb wrapper that psycopg then encodes through its own dumper (~7 % of the
+            # applier's instructions per event, four JSON values each; callgrind).
+            return lambda value: json.dumps(value, cls=f.encoder)
         return lambda value: ops.adapt_json_value(value, f.encoder)
     if isinstance(f, models.DateTimeField):
         return ops.adapt_datetimefield_value

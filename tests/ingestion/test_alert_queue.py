@@ -107,6 +107,8 @@ def random_stream(seed: int, count: int = 300) -> list[tuple[int, dict]]:
             "dedup_key": rng.choice(["k1", "k2", "k3", "k4"]),
             "source": rng.choice(["db1", "web1", "web2", ""]),
             "labels": labels,
+            "links": rng.choice([[], [{"href": f"https://grafana.example.com/d/{n}", "text": "Dashboard"}]]),
+            "payload": {"n": n, "nested": {"quote": 'say "hi"', "list": [1, None, True]}},
         }))
     return stream
 
@@ -158,6 +160,7 @@ def snapshot(signal_log: SignalLog) -> dict:
              "outcome": a.outcome, "outcome_detail": a.outcome_detail, "service": a.service.name,
              "dedup_key": a.dedup_key, "sent_dedup_key": a.sent_dedup_key, "summary": a.summary,
              "severity": a.severity, "priority": a.priority, "in_maintenance": a.in_maintenance,
+             "labels": a.labels, "links": a.links, "payload": a.payload,
              "incident": a.incident.number if a.incident else None}
             for a in alerts
         ],
