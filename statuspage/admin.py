@@ -11,6 +11,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count, Prefetch, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.urls import reverse
 from django.utils.html import format_html
 
 from ircore import permissions
@@ -27,6 +28,7 @@ from statuspage.models import (
     PublicUpdate,
     StatusPage,
     Subscriber,
+    SubscriberDelivery,
     UpdateTemplate,
 )
 from statuspage.rendering import template_check
@@ -148,20 +150,54 @@ class ComponentAdmin(PageScopedAdmin):
             services.component_set_status(component=obj, status=new_status, actor=request.user)
 
 
+Delivery = SubscriberDelivery.Status
+
+
 class UpdateInline(admin.TabularInline):
     model = PublicUpdate
     extra = 0
     can_delete = False
-    fields = ["created_at", "status", "rendered", "author"]
+    fields = ["created_at", "status", "rendered", "author", "subscribers_told"]
     readonly_fields = fields
     ordering = ["-created_at"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        # Counted in the same query as the updates (no query per row).
+        def count(*statuses: str) -> Count:
+            return Count("deliveries", filter=Q(deliveries__status__in=statuses))
+
+        return super().get_queryset(request).annotate(
+            told=count(Delivery.SENT),
+            waiting=count(Delivery.PENDING, Delivery.SENDING),
+            failed=count(Delivery.FAILED),
+        )
 
     @admin.display(description="message")
     def rendered(self, obj: PublicUpdate) -> str:
         return format_html("{}", obj.body[:500])
 
+    @admin.display(description="subscribers")
+    def subscribers_told(self, obj: PublicUpdate) -> str:
+        if obj.pk is None:
+            return "-"
+        url = reverse("admin:statuspage_subscriberdelivery_changelist")
+        return format_html(
+            '<a href="{}?update__id__exact={}">{} told, {} pending, {} failed</a>',
+            url, obj.pk, obj.told, obj.waiting, obj.failed,
+        )
+
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Team staff hold no Django model permissions: without this, only superusers
+        # saw the updates (and their delivery counts) under an incident or maintenance.
+        if obj is None:
+            return permissions.is_team_member(request.user)
+        return permissions.can_view_team(request.user, obj.page.team_id)
 
 
 def _template_choices() -> list[tuple[str, str]]:
@@ -250,6 +286,10 @@ class _PostingAdmin(PageScopedAdmin):
     responders_can_change = True
     inlines = [UpdateInline]
     filter_horizontal = ["components"]
+
+    def get_inlines(self, request: HttpRequest, obj: Any = None) -> list:
+        # No updates on the add form: the service posts the first one.
+        return self.inlines if obj is not None else []
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         # The page cannot change once created (updates and notifications refer to it).
@@ -420,6 +460,40 @@ class UpdateTemplateAdmin(PageScopedAdmin):
         if obj is not None and obj.page_id is None:
             return permissions.sees_all_teams(request.user)
         return super().has_delete_permission(request, obj)
+
+
+@admin.register(SubscriberDelivery)
+class SubscriberDeliveryAdmin(TeamScopedAdmin):
+    """Who was told of which update or component change, and which sends fail: read-only."""
+
+    team_field = "subscriber__page__team"
+    list_display = [
+        "address", "channel", "status", "about", "attempts", "sent_at", "short_error", "created_at"
+    ]
+    list_select_related = ["subscriber__page", "update__incident", "update__maintenance", "change__component"]
+    list_filter = ["status", "channel"]
+    search_fields = ["address"]
+    date_hierarchy = "created_at"
+
+    @admin.display(description="about")
+    def about(self, obj: SubscriberDelivery) -> str:
+        if obj.update_id is not None:
+            item = obj.update.incident or obj.update.maintenance
+            return f"{item.name}: {obj.update.status_label}"
+        return f"{obj.change.component.name}: {obj.change.get_new_status_display()}"
+
+    @admin.display(description="error")
+    def short_error(self, obj: SubscriberDelivery) -> str:
+        return obj.error[:120]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 @admin.register(ComponentStatusChange)

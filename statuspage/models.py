@@ -421,3 +421,6 @@ class UpdateTemplate(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+from statuspage.models_delivery import SubscriberDelivery  # noqa: E402,F401 (own module)

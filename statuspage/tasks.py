@@ -46,8 +46,10 @@ def export_enqueue(*, page_id: int) -> None:
 
 
 def notify_update(update_id: int) -> int:
-    """Fan out one update: one delivery task per subscriber, so a failing webhook is
-    retried alone and never delays or repeats the others."""
+    """Fan out one update: one delivery row and one task per subscriber, so a failing
+    webhook is retried alone and never delays or repeats the others. Running this
+    twice queues only the subscribers not told yet (their rows say who was)."""
+    from statuspage.deliveries import UPDATE_TASK, deliveries_create
     from statuspage.models import PublicUpdate
     from statuspage.subscribers import recipients_for
 
@@ -61,18 +63,27 @@ def notify_update(update_id: int) -> int:
     item = update.incident or update.maintenance
     component_ids = set(item.components.values_list("pk", flat=True))
     recipients = recipients_for(page=item.page, component_ids=component_ids)
-    for subscriber in recipients:
-        task_enqueue("statuspage.tasks.deliver_update", update_id, subscriber.pk)
-    return len(recipients)
+    to_tell = deliveries_create(subscribers=recipients, update=update)
+    for subscriber_id in to_tell:
+        task_enqueue(UPDATE_TASK, update_id, subscriber_id)
+    return len(to_tell)
 
 
 def deliver_update(update_id: int, subscriber_id: int) -> str:
+    """Send one update to one subscriber unless its delivery row says it was sent or
+    another worker is sending it. Raises on failure so django-q2 retries."""
+    from statuspage.deliveries import delivery_for, delivery_run
     from statuspage.subscribers import WebhookRefused, update_deliver
 
+    row = delivery_for(subscriber_id=subscriber_id, update_id=update_id)
+    if row is None:
+        return "skipped"
     try:
-        return update_deliver(update_id=update_id, subscriber_id=subscriber_id)
+        return delivery_run(
+            row=row, send=lambda: update_deliver(update_id=update_id, subscriber_id=subscriber_id)
+        )
     except WebhookRefused as exc:
-        # Retrying cannot help: log it for the operator instead of failing again and again.
+        # Retrying cannot help: the row says why, and the log tells the operator.
         log.warning("Webhook of subscriber %s refused: %s", subscriber_id, exc)
         return "refused"
 
@@ -84,6 +95,7 @@ def send_confirmation(subscriber_id: int) -> bool:
 
 
 def notify_component_change(change_id: int) -> int:
+    from statuspage.deliveries import CHANGE_TASK, deliveries_create
     from statuspage.models import ComponentStatusChange, Subscriber
     from statuspage.subscribers import recipients_for
 
@@ -95,16 +107,23 @@ def notify_component_change(change_id: int) -> int:
         for s in recipients_for(page=change.component.page, component_ids={change.component_id})
         if s.kind == Subscriber.Kind.WEBHOOK
     ]
-    for subscriber in recipients:
-        task_enqueue("statuspage.tasks.deliver_component_change", change_id, subscriber.pk)
-    return len(recipients)
+    to_tell = deliveries_create(subscribers=recipients, change=change)
+    for subscriber_id in to_tell:
+        task_enqueue(CHANGE_TASK, change_id, subscriber_id)
+    return len(to_tell)
 
 
 def deliver_component_change(change_id: int, subscriber_id: int) -> str:
+    from statuspage.deliveries import delivery_for, delivery_run
     from statuspage.subscribers import WebhookRefused, component_change_deliver
 
+    row = delivery_for(subscriber_id=subscriber_id, change_id=change_id)
+    if row is None:
+        return "skipped"
     try:
-        return component_change_deliver(change_id=change_id, subscriber_id=subscriber_id)
+        return delivery_run(
+            row=row, send=lambda: component_change_deliver(change_id=change_id, subscriber_id=subscriber_id)
+        )
     except WebhookRefused as exc:
         log.warning("Webhook of subscriber %s refused: %s", subscriber_id, exc)
         return "refused"

@@ -1,4 +1,5 @@
-"""Status page fixtures: a page of team A with a group and components."""
+"""Status page fixtures: a page of team A with a group and components; a real SMTP
+server and a real webhook receiver on the loopback interface."""
 
 from __future__ import annotations
 
@@ -72,8 +73,14 @@ def webhook_server():
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self):  # noqa: N802
             body = self.rfile.read(int(self.headers["Content-Length"]))
-            received.append({"headers": dict(self.headers), "json": json.loads(body)})
-            self.send_response(204)
+            # server.failures[path] = n: the next n POSTs to that path get a 500.
+            failing = server.failures.get(self.path, 0) > 0
+            server.failures[self.path] = server.failures.get(self.path, 0) - failing
+            status = 500 if failing else 204
+            received.append(
+                {"headers": dict(self.headers), "json": json.loads(body), "path": self.path, "status": status}
+            )
+            self.send_response(status)
             self.end_headers()
 
         def log_message(self, *args):
@@ -83,7 +90,35 @@ def webhook_server():
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     server.received = received
+    server.failures = {}
     server.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
     yield server
     server.shutdown()
     server.server_close()
+
+
+class SmtpCollector:
+    def __init__(self):
+        self.messages = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
+        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp_server(settings):
+    """A real (aiosmtpd) SMTP server; Django sends to it. ``.messages``: (from, rcpts, raw)."""
+    from aiosmtpd.controller import Controller
+
+    from ircore.testing import free_loopback_port
+
+    collector = SmtpCollector()
+    controller = Controller(collector, hostname="127.0.0.1", port=free_loopback_port())
+    controller.start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", controller.port
+    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
+    settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
+    yield collector
+    controller.stop()
