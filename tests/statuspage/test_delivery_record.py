@@ -206,6 +206,7 @@ def test_component_change_fan_out_twice_posts_once(page, api_component, webhook_
     assert tasks.notify_component_change(change.pk) == 1
     assert sorted(str(r) for _, _, r in work()) == ["already sent", "webhook"]
     assert len(webhook_server.received) == 1
+    assert tasks.notify_component_change(change.pk) == 0 and queued() == []  # nobody left to tell
 
 
 def test_console_shows_who_was_told_team_scoped(client, manager, outsider, page, team_b):
