@@ -6,12 +6,14 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from ircore.views import healthz
 
 urlpatterns = [
+    # First: the ingestion endpoints are the busiest paths, and Django tries patterns in
+    # order (each miss costs a regex match); no other prefix overlaps theirs.
+    path("integrations/", include("incidents.urls")),
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("healthz", healthz, name="healthz"),
     # Console pages that are not a model admin; before admin/ so its catch-all does not take them.
     path("admin/metrics/", include("postmortems.admin_urls")),
     path("admin/", admin.site.urls),
-    path("integrations/", include("incidents.urls")),
     path("status/", include("statuspage.urls")),
     path("oncall/", include("oncall.urls")),
     # Inbound email webhooks: /anymail/<esp>/inbound/ (protected by ANYMAIL_WEBHOOK_SECRET).
