@@ -64,16 +64,18 @@ def events_enqueue(
     holds a transaction); return their dedup keys. A key is generated here for an event
     without one, so the sender gets the key it can acknowledge or resolve with later."""
     at = connection.ops.adapt_datetimefield_value(received_at or timezone.now())
-    rows = []
+    rows, keys = [], []
     for event in events:
         if not event.dedup_key:
             event.dedup_key = uuid.uuid4().hex
-        rows.append((integration.pk, integration.service_id, event_to_json(event), at))
+        stored, text = event_to_json(event)
+        rows.append((integration.pk, integration.service_id, text, at))
+        keys.append(stored.dedup_key)
     # A plain INSERT rather than bulk_create (this is the whole database work of an
     # ingestion request, and the ORM's statement building costs twice the insert),
     # shared with the process's other requests of the moment (queue_insert).
     group_commit.insert(rows)
-    return [event.dedup_key for event in events]
+    return keys
 
 
 def queue_health(*, now: datetime | None = None) -> dict[str, int | float | None]:

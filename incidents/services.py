@@ -17,7 +17,7 @@ from django.dispatch import Signal
 from django.utils import timezone
 
 from incidents import signals
-from incidents.events import DEFAULT_PRIORITY_FOR_SEVERITY, AlertEvent
+from incidents.events import DEFAULT_PRIORITY_FOR_SEVERITY, AlertEvent, event_storable
 from incidents.models import (
     Alert,
     AlertAction,
@@ -197,6 +197,7 @@ def alert_ingest(
     The caller's 2xx must only follow a successful return: the alert row and every
     effect on incidents commit together.
     """
+    event = event_storable(event)  # events that did not come through the queue (email, console)
     with transaction.atomic():
         return _ingest(integration, event, received_at or timezone.now(), None)
 
@@ -441,6 +442,7 @@ def alert_store_failed(
 ) -> Alert:
     """Keep an event whose processing raised, as it was received (before triage), so it
     is never lost; an operator can re-run it from the console (``alert_reprocess``)."""
+    event = event_storable(event)
     if not event.dedup_key:
         event.dedup_key = uuid.uuid4().hex
     alert = alert_build(integration=integration, service=integration.service, event=event,

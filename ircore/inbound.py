@@ -31,6 +31,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from ircore.models import InboundMessage, SecurityLogEntry
+from ircore.text import text_storable
 
 log = logging.getLogger(__name__)
 Reason = SecurityLogEntry.Reason
@@ -154,8 +155,9 @@ def security_log_add(
 ) -> SecurityLogEntry:
     log.warning("inbound email refused (%s): %s from=%s to=%s", reason, detail, sender, recipient)
     return SecurityLogEntry.objects.create(
-        created_at=timezone.now(), reason=reason, detail=detail[:2000], sender=sender[:998],
-        recipient=recipient[:998], remote_addr=remote_addr[:100], message=message,
+        created_at=timezone.now(), reason=reason, detail=text_storable(detail[:2000]),
+        sender=text_storable(sender[:998]), recipient=text_storable(recipient[:998]),
+        remote_addr=text_storable(remote_addr[:100]), message=message,
     )
 
 
@@ -387,22 +389,25 @@ def email_parse(raw: bytes, *, stripped_text: str | None = None, envelope_sender
                 date = timezone.make_aware(date, timezone.get_fixed_timezone(0))
         except (TypeError, ValueError, IndexError, OverflowError):
             date = None
+    # Everything read from the message as text a database can store (a NUL or a lone
+    # surrogate in a header or body would make the note, alert or log entry fail).
+    clean = text_storable
     return ParsedEmail(
         message=message,
-        message_id=_header(message, "Message-ID"),
-        subject=_header(message, "Subject"),
-        from_address=from_address.strip().lower(),
-        from_name=from_name,
-        to=[a.lower() for _, a in _addresses(message, "To")],
-        cc=[a.lower() for _, a in _addresses(message, "Cc")],
+        message_id=clean(_header(message, "Message-ID")),
+        subject=clean(_header(message, "Subject")),
+        from_address=clean(from_address.strip().lower()),
+        from_name=clean(from_name),
+        to=[clean(a.lower()) for _, a in _addresses(message, "To")],
+        cc=[clean(a.lower()) for _, a in _addresses(message, "Cc")],
         date=date,
-        in_reply_to=_header(message, "In-Reply-To"),
-        references=_header(message, "References"),
-        text=text.replace("\r\n", "\n"),
-        html=html,
+        in_reply_to=clean(_header(message, "In-Reply-To")),
+        references=clean(_header(message, "References")),
+        text=clean(text.replace("\r\n", "\n")),
+        html=clean(html),
         attachments=attachments,
-        stripped_text=stripped_text,
-        envelope_sender=parseaddr(envelope_sender or "")[1].lower(),
+        stripped_text=None if stripped_text is None else clean(stripped_text),
+        envelope_sender=clean(parseaddr(envelope_sender or "")[1].lower()),
     )
 
 

@@ -19,10 +19,8 @@ commits, one row per transaction: a clock killed (or a database lost) between th
 hand-over and the commit leaves the row, which is handed over again. At most once (delete,
 commit, then enqueue) would lose the task in that window, and not losing tasks is the
 point. Every task enqueued here is safe to run twice (fenced escalation steps, sends
-claimed by compare-and-set, inbound messages taken only while ``received``, exports)
-except the status page's deliveries (``notify_update`` fans out again,
-``deliver_update``/``deliver_component_change`` send again): they can repeat only in
-that crash window, one row per crash.
+claimed by compare-and-set, status page deliveries claimed through their
+``SubscriberDelivery`` row, inbound messages taken only while ``received``, exports).
 
 Order: the clock hands rows over in created order (with several clocks, each takes the
 next unlocked row). Tasks enqueued directly once the broker answers again may run

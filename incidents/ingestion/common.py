@@ -69,12 +69,29 @@ def read_body(request: HttpRequest) -> bytes:
     return body
 
 
+def _not_json(word: str) -> Any:
+    raise ValueError(f"{word} is not a JSON value")
+
+
+# Python's json accepts NaN, Infinity and -Infinity, which JSON (RFC 8259) does not have
+# and PostgreSQL's jsonb refuses: an event carrying one would be accepted, then never stored.
+_strict_decoder = json.JSONDecoder(parse_constant=_not_json)
+
+
+def json_strict_loads(data: bytes | str) -> Any:
+    """``json.loads`` without the NaN / Infinity extension (ValueError, as for any other
+    malformed JSON)."""
+    if isinstance(data, bytes | bytearray):
+        data = data.decode(json.detect_encoding(data), "surrogatepass")
+    return _strict_decoder.decode(data)
+
+
 def parse_json_object(body: bytes) -> dict[str, Any]:
     if not body.strip():
         raise InvalidEvent(["request body is empty; send a JSON object"], "Empty body")
     try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data = json_strict_loads(body)
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, NaN / Infinity
         raise InvalidEvent([f"body is not valid JSON: {exc}"], "Malformed JSON") from None
     if not isinstance(data, dict):
         raise InvalidEvent(["body must be a JSON object"], "Event object is invalid")

@@ -5,13 +5,12 @@ Fields: summary (required), details, severity, dedup_key, action, source, links,
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django.http import QueryDict
 
 from incidents.events import AlertEvent, severity_from_text
-from incidents.ingestion.common import InvalidEvent, parse_json_object, render_details
+from incidents.ingestion.common import InvalidEvent, json_strict_loads, parse_json_object, render_details
 from incidents.models import AlertAction, Integration, Priority
 
 
@@ -27,8 +26,8 @@ def parse_body(body: bytes, content_type: str) -> dict[str, Any]:
         for key in ("labels", "links"):
             if isinstance(data.get(key), str):
                 try:
-                    data[key] = json.loads(data[key])
-                except json.JSONDecodeError:
+                    data[key] = json_strict_loads(data[key])
+                except ValueError:
                     raise InvalidEvent([f"'{key}' must be JSON when sent as a form field"]) from None
         return data
     return parse_json_object(body)
