@@ -14,6 +14,7 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
+from incidents.admin import ReadOnlyAdminMixin
 from ircore import permissions
 from ircore.admin import TeamScopedAdmin
 from statuspage import services
@@ -463,7 +464,7 @@ class UpdateTemplateAdmin(PageScopedAdmin):
 
 
 @admin.register(SubscriberDelivery)
-class SubscriberDeliveryAdmin(TeamScopedAdmin):
+class SubscriberDeliveryAdmin(ReadOnlyAdminMixin, TeamScopedAdmin):
     """Who was told of which update or component change, and which sends fail: read-only."""
 
     team_field = "subscriber__page__team"
@@ -486,18 +487,9 @@ class SubscriberDeliveryAdmin(TeamScopedAdmin):
     def short_error(self, obj: SubscriberDelivery) -> str:
         return obj.error[:120]
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
 
 @admin.register(ComponentStatusChange)
-class ComponentStatusChangeAdmin(TeamScopedAdmin):
+class ComponentStatusChangeAdmin(ReadOnlyAdminMixin, TeamScopedAdmin):
     """The append-only log behind the uptime bars: read-only."""
 
     team_field = "component__page__team"
@@ -505,15 +497,6 @@ class ComponentStatusChangeAdmin(TeamScopedAdmin):
     list_select_related = ["component", "actor"]
     list_filter = ["source", "new_status"]
     date_hierarchy = "changed_at"
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.site.register_dashboard_panel
