@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ircore.testing import free_loopback_port, redis_server_start
+from ircore.testing import SmtpCollector, free_loopback_port, redis_server_start
 
 
 def _user(django_user_model, username: str, **extra):
@@ -220,3 +220,19 @@ def browser(monkeypatch):
             yield chromium
         finally:
             chromium.close()
+
+
+@pytest.fixture
+def smtp_server(settings):
+    """A real (aiosmtpd) SMTP server; Django sends to it. ``.messages``: (from, rcpts, raw)."""
+    from aiosmtpd.controller import Controller
+
+    collector = SmtpCollector()
+    controller = Controller(collector, hostname="127.0.0.1", port=free_loopback_port())
+    controller.start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", controller.port
+    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
+    settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
+    yield collector
+    controller.stop()

@@ -126,3 +126,15 @@ def redis_server_start(binary: str = "redis-server", port: int | None = None) ->
                 proc.kill()
                 raise RuntimeError("redis-server did not start") from None
             time.sleep(0.05)
+
+
+class SmtpCollector:
+    """An aiosmtpd handler that keeps every message it receives, as
+    ``(mail from, recipients, raw bytes)`` in ``messages`` (the ``smtp_server`` fixture)."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, list[str], bytes]] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's name
+        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
+        return "250 OK"

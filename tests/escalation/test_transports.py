@@ -7,14 +7,13 @@ import email
 import hashlib
 import hmac
 import json
-import socket
 from email.utils import parseaddr
 
 import pytest
-from aiosmtpd.controller import Controller
 from django.core import mail
 
 from incidents.services import incident_acknowledge
+from ircore.testing import free_loopback_port
 from oncall.models import (
     ContactMethod,
     EscalationChain,
@@ -31,33 +30,11 @@ from oncall.transports.webhook import check_address
 pytestmark = pytest.mark.django_db
 
 
-class Collector:
-    def __init__(self):
-        self.messages = []
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
-        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
-        return "250 OK"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
-def smtp_server(clock, settings):
-    collector = Collector()
-    controller = Controller(collector, hostname="127.0.0.1", port=_free_port())
-    controller.start()
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", controller.port
-    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
-    settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
+def smtp_server(clock, smtp_server, settings):
+    """The root conftest's real SMTP server, with the inbound domain reply addresses use."""
     settings.INBOUND_EMAIL_DOMAIN = "in.example.org"
-    yield collector
-    controller.stop()
+    return smtp_server
 
 
 def _part(message, content_type: str) -> str:
@@ -124,7 +101,7 @@ def test_first_page_names_a_matching_known_error_and_its_workaround(
 
 def test_smtp_server_down_is_retried_then_recorded(clock, settings, chain, trigger):
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", _free_port(), 2
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", free_loopback_port(), 2
     incident = trigger()
     note = Notification.objects.get(incident=incident)
     assert (note.status, note.attempts) == ("pending", 1)
@@ -175,7 +152,7 @@ def test_webhook_4xx_fails_for_good_and_a_closed_port_is_retried(clock, responde
     gone = ContactMethod.objects.create(user=responder, kind="webhook", address=webhook_server.url + "/gone",
                                         verified_at=clock.now)
     closed = ContactMethod.objects.create(user=responder, kind="webhook", verified_at=clock.now,
-                                          address=f"http://127.0.0.1:{_free_port()}/hook")
+                                          address=f"http://127.0.0.1:{free_loopback_port()}/hook")
     NotificationRule.objects.create(user=responder, contact_method=gone)
     NotificationRule.objects.create(user=responder, contact_method=closed)
     incident = trigger()

@@ -95,30 +95,3 @@ def webhook_server():
     yield server
     server.shutdown()
     server.server_close()
-
-
-class SmtpCollector:
-    def __init__(self):
-        self.messages = []
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
-        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
-        return "250 OK"
-
-
-@pytest.fixture
-def smtp_server(settings):
-    """A real (aiosmtpd) SMTP server; Django sends to it. ``.messages``: (from, rcpts, raw)."""
-    from aiosmtpd.controller import Controller
-
-    from ircore.testing import free_loopback_port
-
-    collector = SmtpCollector()
-    controller = Controller(collector, hostname="127.0.0.1", port=free_loopback_port())
-    controller.start()
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", controller.port
-    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
-    settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
-    yield collector
-    controller.stop()
