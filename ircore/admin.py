@@ -4,16 +4,34 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 
 from ircore import permissions
 from ircore.models import Team, TeamMembership
+from ircore.text import unstorable_path
+
+
+class StorableJSONFormField(forms.JSONField):
+    """Django's JSON form field, refusing what no database column can hold: a NUL
+    character (PostgreSQL refuses it in jsonb) or an unpaired surrogate, anywhere in the
+    value. Text fields refuse NUL already; without this a JSON field's save was a 500."""
+
+    def validate(self, value: Any) -> None:
+        super().validate(value)
+        where = unstorable_path(value)
+        if where is not None:
+            raise ValidationError(
+                "%(where)s contains a NUL character (\\u0000) or an unpaired surrogate, which cannot "
+                "be stored.",
+                code="unstorable", params={"where": where or "The value"},
+            )
 
 
 class TeamScopedAdmin(admin.ModelAdmin):
@@ -26,7 +44,10 @@ class TeamScopedAdmin(admin.ModelAdmin):
     team_field = "team"
     responders_can_change = False
     # Django 6's default, chosen now: a URL typed without a scheme means https.
-    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+    formfield_overrides = {
+        models.URLField: {"assume_scheme": "https"},
+        models.JSONField: {"form_class": StorableJSONFormField},
+    }
 
     def _team_id(self, obj: Any) -> int | None:
         if obj is None:

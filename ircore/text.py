@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
@@ -16,3 +17,25 @@ def text_storable(value: str) -> str:
         return value
     # Through UTF-16: surrogates that pair up become their character, the others U+FFFD.
     return value.replace("\x00", "\ufffd").encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def unstorable_path(value: Any, path: str = "") -> str | None:
+    """Where in a JSON-like value (strings, dict keys, nested lists and dicts) the first
+    text ``text_storable`` would change is: ``"labels.env"``, ``"items[2]"``, ``""`` for
+    the value itself; None when everything can be stored as it is."""
+    if isinstance(value, str):
+        return path if text_storable(value) is not value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            here = f"{path}.{text_storable(str(key))}" if path else text_storable(str(key))
+            if isinstance(key, str) and text_storable(key) is not key:
+                return here
+            found = unstorable_path(item, here)
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = unstorable_path(item, f"{path}[{index}]")
+            if found is not None:
+                return found
+    return None

@@ -47,6 +47,9 @@ def test_database_down_rule_in_a_minute(login, manager, team_a, service_a, raise
     ({"match_labels": '{"env": {"nested": 1}}'}, "JSON object"),
     ({"set_severity": "SEV7"}, "Select a valid choice"),
     ({}, "at least one action"),
+    # PostgreSQL's jsonb refuses NUL: the save was a 500 (ircore.admin.StorableJSONFormField).
+    ({"match_labels": '{"env": "prod\\u0000"}', "set_severity": "SEV1"}, "env contains a NUL character"),
+    ({"match_labels": '{"e\\u0000nv": "prod"}', "set_severity": "SEV1"}, "contains a NUL character"),
 ])
 def test_bad_rules_are_refused(login, manager, team_a, extra, field_error):
     response = login(manager).post("/admin/incidents/triagerule/add/", rule_data(team_a, **extra))
