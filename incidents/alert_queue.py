@@ -55,6 +55,9 @@ IDLE_WAIT_SECONDS = 0.05
 # locks, statements) are shared, instead of a trickle of tiny ones that cost several
 # times more per event. It is the most an event waits for a busy applier.
 BATCH_INTERVAL_SECONDS = 0.2
+# After an error the applier waits, from the first to the most.
+ERROR_PAUSE_MIN_SECONDS = 0.5
+ERROR_PAUSE_MAX_SECONDS = 5.0
 
 
 def events_enqueue(
@@ -137,19 +140,25 @@ def queue_applier_run(
     """The applier loop: full batches back to back, a partial one every ``interval``,
     a look every ``idle_wait`` while the queue is empty, a pause after an error."""
     log.info("alert queue applier started")
+    pause = 0.0
     while not stop.is_set():
         started = time.monotonic()
         try:
             applied = queue_apply_batch()
         except DatabaseError:
-            log.exception("alert queue applier: database error, retrying in 5 s")
+            # Doubling from 0.5 s: a lock that was busy for a moment (SQLite) or a brief
+            # failover costs half a second, a database that stays down one try per 5 s.
+            pause = min(ERROR_PAUSE_MAX_SECONDS, max(ERROR_PAUSE_MIN_SECONDS, pause * 2))
+            log.exception("alert queue applier: database error, retrying in %g s", pause)
             close_old_connections()
-            stop.wait(5)
+            stop.wait(pause)
             continue
         except Exception:  # noqa: BLE001 - the loop must outlive any bug
-            log.exception("alert queue applier failed; retrying in 5 s")
-            stop.wait(5)
+            pause = ERROR_PAUSE_MAX_SECONDS
+            log.exception("alert queue applier failed; retrying in %g s", pause)
+            stop.wait(pause)
             continue
+        pause = 0.0
         if not applied:
             close_old_connections()
             stop.wait(idle_wait)

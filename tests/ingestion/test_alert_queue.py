@@ -42,7 +42,7 @@ from incidents.models import (
 from incidents.services import alert_ingest, alert_reprocess
 from ircore.clock import clock_run
 from ircore.models import Counter
-from tests.ingestion.conftest import alert_inserts_refused
+from tests.ingestion.conftest import alert_inserts_refused, database_unavailable
 
 BASE_AT = timezone.now().replace(microsecond=0) - timedelta(hours=3)
 STEP = timedelta(seconds=7)
@@ -518,3 +518,30 @@ def test_an_update_that_bypasses_signals_is_seen_after_the_time_to_live(client, 
     assert _post(client, integration).status_code == 404
     # The events accepted meanwhile are applied like any other.
     assert queue_drain() == 2 and Alert.objects.filter(integration=integration).count() == 2
+
+
+class _CountingStop(threading.Event):
+    """A stop event that records the applier's pauses and stops it after a few."""
+
+    def __init__(self, pauses: int) -> None:
+        super().__init__()
+        self.waits: list[float] = []
+        self.pauses = pauses
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waits.append(timeout)
+        if len(self.waits) >= self.pauses:
+            self.set()
+        return self.is_set()
+
+
+def test_the_applier_backs_off_from_half_a_second_while_the_database_is_down(db, caplog):
+    # A lock busy for a moment (SQLite) or a brief failover should cost half a second,
+    # not five; a database that stays down, one try per 5 s.
+    from incidents.alert_queue import queue_applier_run
+
+    stop = _CountingStop(pauses=6)
+    caplog.set_level(logging.CRITICAL, logger="incidents")
+    with database_unavailable():
+        queue_applier_run(stop)
+    assert stop.waits == [0.5, 1.0, 2.0, 4.0, 5.0, 5.0]
