@@ -34,6 +34,40 @@ class StorableJSONFormField(forms.JSONField):
             )
 
 
+def team_id_of(obj: Any, team_field: str) -> int | None:
+    """The id of ``obj``'s team, following ``team_field`` (a lookup path such as
+    ``"page__team"``, or ``"pk"`` for a Team itself)."""
+    if obj is None:
+        return None
+    if team_field == "pk":
+        return obj.pk
+    *path, last = team_field.split("__")
+    value: Any = obj
+    for part in path:
+        value = getattr(value, part, None)
+        if value is None:
+            return None
+    # The foreign key's own column when there is one: no query for the Team row.
+    value = getattr(value, f"{last}_id", None) if hasattr(value, f"{last}_id") else getattr(value, last, None)
+    return value.pk if hasattr(value, "pk") else value
+
+
+class ParentTeamInlineMixin:
+    """Inline permissions follow the parent object's team (Django's default would ask for
+    model permissions that team members do not have). ``parent_team_field`` is the path
+    from the parent to its Team; ``_allowed`` serves the subclasses' other permissions."""
+
+    parent_team_field = "team"
+
+    def _allowed(self, request: HttpRequest, obj: Any) -> bool:
+        if obj is None:
+            return permissions.is_team_member(request.user)
+        return permissions.can_view_team(request.user, team_id_of(obj, self.parent_team_field))
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._allowed(request, obj)
+
+
 class TeamScopedAdmin(admin.ModelAdmin):
     """Staff see only their teams' objects; managers may change configuration.
 
@@ -50,16 +84,7 @@ class TeamScopedAdmin(admin.ModelAdmin):
     }
 
     def _team_id(self, obj: Any) -> int | None:
-        if obj is None:
-            return None
-        if self.team_field == "pk":
-            return obj.pk
-        value: Any = obj
-        for part in self.team_field.split("__"):
-            value = getattr(value, part, None)
-            if value is None:
-                return None
-        return value.pk if hasattr(value, "pk") else value
+        return team_id_of(obj, self.team_field)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return permissions.scope_queryset(super().get_queryset(request), request.user, self.team_field)

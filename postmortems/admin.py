@@ -28,7 +28,7 @@ from incidents.admin import ScopedRelatedFilter, person
 from incidents.api.base import visible_users
 from incidents.models import Incident
 from ircore import permissions
-from ircore.admin import TeamScopedAdmin
+from ircore.admin import ParentTeamInlineMixin, TeamScopedAdmin
 from postmortems import selectors, services
 from postmortems.models import ActionItem, Postmortem, PostmortemTemplate, PostmortemTimelineItem
 from postmortems.rendering import postmortem_markdown, render_markdown
@@ -54,19 +54,6 @@ def _team_members(team_id: int) -> QuerySet:
 
 
 STATUS_CSS = {"draft": "ir-muted", "in_review": "ir-sev3", "published": "ir-status-resolved"}
-
-
-class ParentTeamInlineMixin:
-    """Inline permissions follow the parent postmortem's team (Django's default would ask
-    for model permissions that team members do not have)."""
-
-    def _allowed(self, request: HttpRequest, obj: Any) -> bool:
-        if obj is None:
-            return permissions.is_team_member(request.user)
-        return permissions.can_view_team(request.user, obj.team_id)
-
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return self._allowed(request, obj)
 
 
 URL_FIELD = {models.URLField: {"assume_scheme": "https"}}

@@ -16,7 +16,7 @@ from django.utils.html import format_html
 
 from incidents.admin import ReadOnlyAdminMixin
 from ircore import permissions
-from ircore.admin import TeamScopedAdmin
+from ircore.admin import ParentTeamInlineMixin, TeamScopedAdmin
 from statuspage import services
 from statuspage.models import (
     Component,
@@ -154,8 +154,11 @@ class ComponentAdmin(PageScopedAdmin):
 Delivery = SubscriberDelivery.Status
 
 
-class UpdateInline(admin.TabularInline):
+class UpdateInline(ParentTeamInlineMixin, admin.TabularInline):
+    # Viewable by the parent's team: without the mixin only superusers saw the updates
+    # (and their delivery counts) under an incident or maintenance.
     model = PublicUpdate
+    parent_team_field = "page__team"
     extra = 0
     can_delete = False
     fields = ["created_at", "status", "rendered", "author", "subscribers_told"]
@@ -193,12 +196,6 @@ class UpdateInline(admin.TabularInline):
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        # Team staff hold no Django model permissions: without this, only superusers
-        # saw the updates (and their delivery counts) under an incident or maintenance.
-        if obj is None:
-            return permissions.is_team_member(request.user)
-        return permissions.can_view_team(request.user, obj.page.team_id)
 
 
 def _template_choices() -> list[tuple[str, str]]:
