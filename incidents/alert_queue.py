@@ -38,7 +38,7 @@ from django.db import (
 from django.utils import timezone
 
 from incidents.alert_batch import AlertBatch, Queued, orphan_store
-from incidents.events import AlertEvent, event_from_json, event_to_json
+from incidents.events import AlertEvent, event_encode, event_from_json
 from incidents.models import Integration, QueuedEvent
 from incidents.queue_insert import group_commit
 from incidents.services import alert_ingest, alert_store_failed
@@ -71,7 +71,7 @@ def events_enqueue(
     for event in events:
         if not event.dedup_key:
             event.dedup_key = uuid.uuid4().hex
-        stored, text = event_to_json(event)
+        stored, text = event_encode(event)
         rows.append((integration.pk, integration.service_id, text, at))
         keys.append(stored.dedup_key)
     # A plain INSERT rather than bulk_create (this is the whole database work of an

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from incidents.models import AlertAction, Severity
-from ircore.text import text_storable
+from ircore.text import json_storable
 
 SEVERITY_ALIASES: dict[str, str] = {
     # PagerDuty Events v2
@@ -75,20 +74,24 @@ _FIELDS = ("action", "summary", "details", "severity", "priority", "dedup_key", 
            "links", "payload")
 
 
-def event_to_json(event: AlertEvent) -> tuple[AlertEvent, str]:
-    """How a queued event is stored (``QueuedEvent.event``): the event as stored and its
-    JSON, always something the applier can store (``event_storable``), so an accepted
-    event never gets stuck."""
-    try:
-        text = json.dumps({name: getattr(event, name) for name in _FIELDS}, default=str, allow_nan=False)
-    except ValueError:  # a non-finite number
-        text = ""
-    # The encoded text is ASCII: a NUL or a lone surrogate can only appear as an escape,
-    # so the common event (no escapes at all) costs one substring search.
-    if not text or "\\u" in text and _UNSTORABLE_ESCAPE.search(text):
+def event_encode(event: AlertEvent) -> tuple[AlertEvent, str]:
+    """The event as the queue stores it (``QueuedEvent.event``) and its JSON: always
+    something the applier can store (``event_storable``), so an accepted event never
+    gets stuck."""
+    text = json.dumps({name: getattr(event, name) for name in _FIELDS}, default=str)
+    if _may_be_unstorable(text):
         event = event_storable(event)
         text = json.dumps({name: getattr(event, name) for name in _FIELDS}, default=str)
     return event, text
+
+
+def event_storable(event: AlertEvent) -> AlertEvent:
+    """The event with what no database column can hold replaced (``json_storable``);
+    the same event when there is nothing to replace."""
+    fixed = {name: json_storable(getattr(event, name)) for name in _FIELDS}
+    if all(fixed[name] is getattr(event, name) for name in _FIELDS):
+        return event
+    return AlertEvent(**fixed)
 
 
 # \u0000, or a high surrogate not followed by a low one, or a low one not after a high one.
@@ -97,40 +100,16 @@ _UNSTORABLE_ESCAPE = re.compile(
 )
 
 
-def event_storable(event: AlertEvent) -> AlertEvent:
-    """The event with what no database column can hold replaced: NUL characters and
-    unpaired surrogates (PostgreSQL refuses the first, UTF-8 cannot encode the second)
-    become U+FFFD, non-finite numbers (not JSON) become text. The same event when there
-    is nothing to replace."""
-    fixed = {name: _storable(getattr(event, name)) for name in _FIELDS}
-    if all(fixed[name] is getattr(event, name) for name in _FIELDS):
-        return event
-    return AlertEvent(**fixed)
-
-
-def _storable(value: Any) -> Any:
-    """``value`` itself when it needs nothing replaced, else a fixed copy."""
-    if isinstance(value, str):
-        return text_storable(value)
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        items = [(_storable(k), _storable(v)) for k, v in value.items()]
-        if all(k2 is k and v2 is v for (k2, v2), (k, v) in zip(items, value.items(), strict=True)):
-            return value
-        return dict(items)
-    if isinstance(value, list):
-        fixed = [_storable(v) for v in value]
-        return value if all(a is b for a, b in zip(fixed, value, strict=True)) else fixed
-    return value
-
+def _may_be_unstorable(text: str) -> bool:
+    """Whether an event's JSON (as json.dumps writes it: ASCII) may hold a NUL, a lone
+    surrogate (only as escapes) or a non-finite number (the bare words NaN / Infinity).
+    The common event has no escape and neither word: three substring searches."""
+    return bool("\\u" in text and _UNSTORABLE_ESCAPE.search(text)) or "NaN" in text or "Infinity" in text
 
 
 def event_from_json(text: str) -> AlertEvent:
     data = json.loads(text)
     event = AlertEvent(**{name: data[name] for name in _FIELDS if name in data})
     # Events queued by a version before event_storable existed may hold what the
-    # database refuses; the same cheap look as event_to_json's finds them.
-    if "\\u" in text and _UNSTORABLE_ESCAPE.search(text) or "NaN" in text or "Infinity" in text:
-        event = event_storable(event)
-    return event
+    # database refuses.
+    return event_storable(event) if _may_be_unstorable(text) else event

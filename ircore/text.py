@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -17,6 +18,25 @@ def text_storable(value: str) -> str:
         return value
     # Through UTF-16: surrogates that pair up become their character, the others U+FFFD.
     return value.replace("\x00", "\ufffd").encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def json_storable(value: Any) -> Any:
+    """A JSON-like value (strings, dict keys, nested lists and dicts) with every text
+    passed through ``text_storable`` and non-finite numbers (not JSON) as text;
+    ``value`` itself when nothing needs replacing."""
+    if isinstance(value, str):
+        return text_storable(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        items = [(json_storable(k), json_storable(v)) for k, v in value.items()]
+        if all(k2 is k and v2 is v for (k2, v2), (k, v) in zip(items, value.items(), strict=True)):
+            return value
+        return dict(items)
+    if isinstance(value, list):
+        fixed = [json_storable(v) for v in value]
+        return value if all(a is b for a, b in zip(fixed, value, strict=True)) else fixed
+    return value
 
 
 def unstorable_path(value: Any, path: str = "") -> str | None:

@@ -1,5 +1,5 @@
-"""Status page fixtures: a page of team A with a group and components; a real SMTP
-server and a real webhook receiver on the loopback interface."""
+"""Status page fixtures: a page of team A with a group and components, and a real
+webhook receiver on the loopback interface (the SMTP server is the root conftest's)."""
 
 from __future__ import annotations
 
