@@ -24,7 +24,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,6 +39,7 @@ if str(ROOT) not in sys.path:
 from aiosmtpd.controller import Controller  # noqa: E402
 
 from bench.pg import Cluster  # noqa: E402
+from ircore.testing import free_loopback_port  # noqa: E402
 
 PY = sys.executable
 SETUP = """
@@ -71,12 +71,6 @@ for e in TimelineEntry.objects.filter(kind="escalation", message__startswith="St
 titles = dict(Incident.objects.values_list("pk", "title"))
 print(json.dumps({titles[k]: v for k, v in rows.items()}))
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Collector:
@@ -112,7 +106,7 @@ def main() -> None:
         cluster = Cluster()
         url = cluster.createdb(f"bench_escalation_{uuid.uuid4().hex[:8]}")
         collector = Collector()
-        smtp = Controller(collector, hostname="127.0.0.1", port=free_port())
+        smtp = Controller(collector, hostname="127.0.0.1", port=free_loopback_port())
         smtp.start()
         env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": "bench-" + "x" * 50, "LOG_LEVEL": "WARNING",
                "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend", "EMAIL_HOST": "127.0.0.1",
@@ -121,7 +115,7 @@ def main() -> None:
             binary = shutil.which("redis-server")
             if binary is None:
                 raise SystemExit("--redis needs redis-server (apt-get install redis-server)")
-            rport = free_port()
+            rport = free_loopback_port()
             procs.append(subprocess.Popen([binary, "--port", str(rport), "--bind", "127.0.0.1", "--save", ""],
                                           stdout=subprocess.DEVNULL, start_new_session=True))
             env["REDIS_URL"] = f"redis://127.0.0.1:{rport}/0"
@@ -129,7 +123,7 @@ def main() -> None:
         out = subprocess.run([PY, "manage.py", "shell", "-c", SETUP], cwd=ROOT, env=env, check=True,
                              capture_output=True, text=True).stdout
         token = json.loads(out.strip().splitlines()[-1])["token"]
-        port = free_port()
+        port = free_loopback_port()
         for cmd in ([PY, "-m", "gunicorn", "ircore.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "2",
                      "--log-level", "warning"],
                     [PY, "manage.py", "qcluster"], [PY, "manage.py", "clock"]):

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import os
 import smtplib
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,6 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from ircore.testing import free_loopback_port  # noqa: E402
+
 CORPUS = ROOT / "tests" / "inbound" / "corpus"
 TARGET_PARSE_MS, TARGET_DISPATCH_MS, TARGET_P99_S = 20.0, 20.0, 2.0
 
@@ -40,12 +41,6 @@ TARGET_PARSE_MS, TARGET_DISPATCH_MS, TARGET_P99_S = 20.0, 20.0, 2.0
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def make_pages(count: int) -> list[tuple[int, str, str]]:
@@ -128,7 +123,7 @@ def bench_real_processes(replies: int, env: dict[str, str]) -> list[float]:
     from incidents.models import Incident
 
     pages = make_pages(replies)
-    port = free_port()
+    port = free_loopback_port()
     smtpd = subprocess.Popen([sys.executable, "manage.py", "smtpd", "--port", str(port)], cwd=ROOT, env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     worker = subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=env,

@@ -28,8 +28,8 @@ from typing import Any
 
 import psycopg
 
-from bench.pg import free_port, server_cpu_seconds, server_cpu_snapshot, server_pid
-from ircore.testing import redis_server_start
+from bench.pg import server_cpu_seconds, server_cpu_snapshot, server_pid
+from ircore.testing import free_loopback_port, redis_server_start
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -82,7 +82,7 @@ class Gunicorn:
     every target)."""
 
     def __init__(self, url: str, workers: int, threads: int = 1, env: dict[str, str] | None = None) -> None:
-        self.port = free_port()
+        self.port = free_loopback_port()
         self.workers = workers
         self.proc = subprocess.Popen(
             [PY, "-m", "gunicorn", "ircore.wsgi", "--bind", f"127.0.0.1:{self.port}",

@@ -10,19 +10,14 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
+from ircore.testing import free_loopback_port
+
 PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _ensure_installed() -> None:
@@ -41,7 +36,7 @@ class Cluster:
         _ensure_installed()
         self.root = Path(tempfile.mkdtemp(prefix="ircore-bench-pg-"))
         self.data = self.root / "data"
-        self.port = free_port()
+        self.port = free_loopback_port()
         self.user = "postgres"
         self._as_root = os.geteuid() == 0
         if self._as_root:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ from django.utils import timezone
 
 from incidents.events import AlertEvent
 from incidents.services import alert_ingest
+from ircore.testing import free_loopback_port
 from oncall.models import Escalation, EscalationChain, EscalationStep, Notification
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,12 +44,6 @@ class Collector:
         for rcpt in envelope.rcpt_tos:
             self.messages.append((message["Subject"], rcpt, message["Message-ID"]))
         return "250 OK"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Processes:
@@ -90,7 +84,7 @@ def _run_scenario(tmp_path, service_a, make_integration, users, extra_env: dict[
     for position, user in enumerate(users):
         EscalationStep.objects.create(chain=chain, position=position, delay_minutes=1).users.set([user])
     collector = Collector()
-    smtp = Controller(collector, hostname="127.0.0.1", port=_free_port())
+    smtp = Controller(collector, hostname="127.0.0.1", port=free_loopback_port())
     smtp.start()
     env = {
         **os.environ, "DATABASE_URL": _database_url(), "IRCORE_LOCAL_RUN": "1",

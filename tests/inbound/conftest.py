@@ -3,13 +3,14 @@ on-commit work (task enqueues, confirmation emails) runs as after a real commit.
 
 from __future__ import annotations
 
-import socket
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
 
 import pytest
+
+from ircore.testing import free_loopback_port
 
 CORPUS = Path(__file__).parent / "corpus"
 
@@ -67,19 +68,13 @@ def make_email(*, subject: str = "Disk full on db1", body: str = "/var is 98% fu
     return message
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def smtp_server(transactional_db, settings):
     """ircore's SMTP listener (the aiosmtpd server of `manage.py smtpd`) on a free port."""
     from ircore.smtp_server import controller_build
 
     settings.INBOUND_EMAIL_MAX_BYTES = 64 * 1024
-    controller = controller_build(host="127.0.0.1", port=free_port())
+    controller = controller_build(host="127.0.0.1", port=free_loopback_port())
     controller.start()
     yield controller
     controller.stop()

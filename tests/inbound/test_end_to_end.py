@@ -15,7 +15,7 @@ from email.utils import make_msgid
 import pytest
 from aiosmtpd.controller import Controller
 
-from tests.inbound.conftest import free_port
+from ircore.testing import free_loopback_port
 
 
 class Capture:
@@ -40,7 +40,7 @@ class Capture:
 def outbound(settings):
     """The SMTP server ircore sends to (like the company's mail relay)."""
     capture = Capture()
-    controller = Controller(capture, hostname="127.0.0.1", port=free_port())
+    controller = Controller(capture, hostname="127.0.0.1", port=free_loopback_port())
     controller.start()
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", controller.port

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.inbound.conftest import free_port, make_email
+from ircore.testing import free_loopback_port
+from tests.inbound.conftest import make_email
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -93,7 +94,7 @@ def test_manage_py_smtpd_process(tmp_path):
     )
     token = subprocess.run([sys.executable, "manage.py", "shell", "-c", setup], cwd=ROOT, env=env, check=True,
                            capture_output=True, text=True, timeout=120).stdout.strip().splitlines()[-1]
-    port = free_port()
+    port = free_loopback_port()
     server = subprocess.Popen([sys.executable, "manage.py", "smtpd", "--port", str(port)], cwd=ROOT, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -143,7 +144,7 @@ def test_starttls_when_a_certificate_is_configured(transactional_db, settings, t
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
     settings.INBOUND_SMTP_TLS_CERT = str(tmp_path / "cert.pem")
     settings.INBOUND_SMTP_TLS_KEY = str(tmp_path / "key.pem")
-    controller = controller_build(host="127.0.0.1", port=free_port())
+    controller = controller_build(host="127.0.0.1", port=free_loopback_port())
     controller.start()
     try:
         client_context = ssl.create_default_context()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import time
 import urllib.request
@@ -19,6 +18,7 @@ import pytest
 
 from incidents.alert_queue import queue_drain
 from incidents.models import Alert, Incident, QueuedEvent
+from ircore.testing import free_loopback_port
 
 BINARY = "/usr/bin/prometheus-alertmanager"
 DEADLINE = 20.0  # seconds for each wait; Alertmanager is told to flush every second
@@ -30,12 +30,6 @@ pytestmark = [
         reason=f"{BINARY} is not installed (apt-get install prometheus-alertmanager; .ci/run does)",
     ),
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _wait_for(what: str, check: Callable[[], bool], log: Path) -> None:
@@ -62,7 +56,7 @@ def alertmanager(request, tmp_path, live_http_server, service_a, make_integratio
         "receivers": [{"name": "ircore",
                        "webhook_configs": [{"url": webhook, "send_resolved": True}]}],
     }))
-    port = _free_port()
+    port = free_loopback_port()
     log = tmp_path / "alertmanager.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
