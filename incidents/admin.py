@@ -44,7 +44,7 @@ from incidents.models import (
 from incidents.rule_templates import RULE_TEMPLATES, rule_templates_load
 from incidents.services import IngestResult, alert_ingest, alert_reprocess
 from ircore import permissions
-from ircore.admin import TeamScopedAdmin
+from ircore.admin import ReadOnlyAdminMixin, TeamScopedAdmin
 from ircore.models import Team
 
 # --------------------------------------------------------------------------- shared pieces
@@ -137,19 +137,6 @@ class ServiceScopedAdmin(TeamScopedAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return scope_by_service(admin.ModelAdmin.get_queryset(self, request), request.user)
-
-
-class ReadOnlyAdminMixin:
-    """Records (alerts, the timeline) are written by the pipeline only."""
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 def _team_mismatch(team: Team | None, objects: dict[str, Any]) -> dict[str, str]:

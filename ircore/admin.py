@@ -52,6 +52,20 @@ def team_id_of(obj: Any, team_field: str) -> int | None:
     return value.pk if hasattr(value, "pk") else value
 
 
+class ReadOnlyAdminMixin:
+    """Records written by the system only (alerts, the timeline, escalations, deliveries,
+    status logs): no add, change or delete in the console."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 class ParentTeamInlineMixin:
     """Inline permissions follow the parent object's team (Django's default would ask for
     model permissions that team members do not have). ``parent_team_field`` is the path

@@ -19,11 +19,10 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from incidents.admin import ReadOnlyAdminMixin
 from incidents.admin_panels import incident_panel_register
 from incidents.models import Incident
 from ircore import permissions
-from ircore.admin import TeamScopedAdmin
+from ircore.admin import ReadOnlyAdminMixin, TeamScopedAdmin
 from ircore.models import Team, TeamMembership
 from oncall import chain_templates, notify
 from oncall.models import Schedule

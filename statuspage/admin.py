@@ -14,9 +14,8 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
-from incidents.admin import ReadOnlyAdminMixin
 from ircore import permissions
-from ircore.admin import ParentTeamInlineMixin, TeamScopedAdmin
+from ircore.admin import ParentTeamInlineMixin, ReadOnlyAdminMixin, TeamScopedAdmin
 from statuspage import services
 from statuspage.models import (
     Component,
