@@ -7,12 +7,10 @@ from __future__ import annotations
 from django.db import models
 from django.db.models import Q
 
+from statuspage.models import Subscriber
+
 
 class SubscriberDelivery(models.Model):
-    class Channel(models.TextChoices):
-        EMAIL = "email", "Email"
-        WEBHOOK = "webhook", "Webhook"
-
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
         SENDING = "sending", "Sending"
@@ -33,7 +31,8 @@ class SubscriberDelivery(models.Model):
         on_delete=models.CASCADE,
         related_name="deliveries",
     )
-    channel = models.CharField(max_length=10, choices=Channel.choices)
+    # The subscriber's kind when the row was made (email or webhook).
+    channel = models.CharField(max_length=10, choices=Subscriber.Kind.choices)
     # As it was when the row was made: the subscriber's address may change or go.
     address = models.CharField(max_length=500)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
