@@ -16,6 +16,17 @@ import pytest
 from ircore.testing import SmtpCollector, free_loopback_port, redis_server_start
 
 
+@pytest.fixture(autouse=True)
+def _postgres_tests_need_postgresql(request):
+    """Tests marked ``postgres`` skip, before their database fixtures, unless the test
+    database is PostgreSQL (in CI's PostgreSQL run a skip of them is a failure)."""
+    from django.conf import settings
+
+    engine = settings.DATABASES["default"]["ENGINE"]
+    if request.node.get_closest_marker("postgres") and "postgresql" not in engine:
+        pytest.skip("needs PostgreSQL: run with DATABASE_URL=postgres://...")
+
+
 def _user(django_user_model, username: str, **extra):
     return django_user_model.objects.create_user(
         username=username, email=f"{username}@example.com", password="pw-" + username,

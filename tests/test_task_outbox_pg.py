@@ -7,21 +7,15 @@ from __future__ import annotations
 import threading
 
 import pytest
-from django.db import connection, connections
+from django.db import connections
 
 from ircore.models import OutboxTask
 from ircore.tasks import outbox_flush, task_enqueue
 from ircore.testing import unreachable_redis_url
 from tests.test_task_outbox import queued
 
-pytestmark = [pytest.mark.postgres, pytest.mark.external]
+pytestmark = [pytest.mark.postgres, pytest.mark.external, pytest.mark.django_db(transaction=True)]
 TASKS = 300
-
-
-@pytest.fixture(autouse=True)
-def _postgres_only(transactional_db):
-    if connection.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL: run with DATABASE_URL=postgres://...")
 
 
 def test_two_clocks_hand_each_stored_task_over_once(redis_url, use_broker):

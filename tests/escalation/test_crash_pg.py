@@ -78,8 +78,6 @@ def _database_url() -> str:
 
 
 def _run_scenario(tmp_path, service_a, make_integration, users, extra_env: dict[str, str]) -> None:
-    if connection.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL: run with DATABASE_URL=postgres://...")
     chain = EscalationChain.objects.create(team=service_a.team, name="Crash", is_default=True)
     for position, user in enumerate(users):
         EscalationStep.objects.create(chain=chain, position=position, delay_minutes=1).users.set([user])
@@ -162,8 +160,6 @@ def test_concurrent_runs_of_one_step_page_once(transactional_db, settings, servi
     from oncall.escalation import escalation_step_run
     from oncall.notify import notification_send
 
-    if connection.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL: run with DATABASE_URL=postgres://...")
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     mail.outbox = []
     chain = EscalationChain.objects.create(team=service_a.team, name="Race", is_default=True)

@@ -8,13 +8,7 @@ from django.db import connection
 
 from incidents.models import Incident
 
-pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-def postgres(db):
-    if connection.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL: run with DATABASE_URL=postgres://...")
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 
 
 def _one_row(sql: str, params: list) -> tuple:
@@ -23,12 +17,12 @@ def _one_row(sql: str, params: list) -> tuple:
         return cursor.fetchone()
 
 
-def test_incident_pages_keep_room_for_hot_updates(postgres):
+def test_incident_pages_keep_room_for_hot_updates():
     (options,) = _one_row("SELECT reloptions FROM pg_class WHERE relname = %s", [Incident._meta.db_table])
     assert "fillfactor=80" in (options or [])
 
 
-def test_team_and_service_are_indexed_only_through_the_composite_indexes(postgres):
+def test_team_and_service_are_indexed_only_through_the_composite_indexes():
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT array_agg(a.attname ORDER BY k.n) FROM pg_index i"

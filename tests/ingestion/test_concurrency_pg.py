@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 import pytest
 import requests
 from django.core.servers.basehttp import ThreadedWSGIServer
-from django.db import connection, connections
+from django.db import connections
 from django.test.testcases import LiveServerThread, QuietWSGIRequestHandler, _StaticFilesHandler
 
 from incidents.alert_queue import queue_applier_run
@@ -20,15 +20,9 @@ from incidents.models import Alert, Incident, QueuedEvent, TimelineEntry
 from ircore.clock import clock_run
 from tests.ingestion.conftest import in_threads
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 ENQUEUE = "/integrations/pagerduty/v2/enqueue"
-
-
-@pytest.fixture(autouse=True)
-def _postgres_only(transactional_db):
-    if connection.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL: run with DATABASE_URL=postgres://...")
 
 
 class _Server(ThreadedWSGIServer):

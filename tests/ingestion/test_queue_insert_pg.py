@@ -13,13 +13,7 @@ from django.utils import timezone
 from incidents.models import QueuedEvent
 from incidents.queue_insert import rows_write
 
-pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-def postgres(transactional_db):
-    if connection.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL: run with DATABASE_URL=postgres://...")
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
 def _row(integration, text: str | None) -> tuple:
@@ -33,7 +27,7 @@ def _prepared_names() -> set[str]:
 
 
 def test_rows_are_committed_with_their_values_and_statements_prepared_per_row_count(
-    postgres, service_a, make_integration
+    service_a, make_integration
 ):
     integration = make_integration(service_a, "generic")
     at = timezone.now()
@@ -54,7 +48,7 @@ def test_rows_are_committed_with_their_values_and_statements_prepared_per_row_co
     assert QueuedEvent.objects.filter(event="after reconnect").count() == 1
 
 
-def test_without_prepared_statements_nothing_is_prepared(postgres, service_a, make_integration):
+def test_without_prepared_statements_nothing_is_prepared(service_a, make_integration):
     integration = make_integration(service_a, "generic")
     connection.ensure_connection()
     connection.connection.prepare_threshold = None  # DATABASE_URL ?prepare_threshold=none
@@ -67,7 +61,7 @@ def test_without_prepared_statements_nothing_is_prepared(postgres, service_a, ma
 
 
 def test_a_refused_row_raises_djangos_error_and_the_connection_stays_usable(
-    postgres, service_a, make_integration
+    service_a, make_integration
 ):
     integration = make_integration(service_a, "generic")
     with pytest.raises(IntegrityError, match="null value"):
@@ -78,7 +72,7 @@ def test_a_refused_row_raises_djangos_error_and_the_connection_stays_usable(
 
 
 def test_a_connection_the_server_dropped_fails_one_request_with_503_then_reconnects(
-    postgres, client, service_a, make_integration
+    client, service_a, make_integration
 ):
     integration = make_integration(service_a, "generic")
     url = f"/integrations/generic/{integration.token}/"

@@ -8,13 +8,7 @@ from django.test.utils import CaptureQueriesContext
 from incidents.models import Incident
 from tests.metrics.test_metrics import compute, march  # noqa: F401 - fixture
 
-pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture(autouse=True)
-def _postgres_only(db):
-    if connection.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL: run with DATABASE_URL=postgres://...")
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 
 
 def test_median_uses_percentile_cont_and_matches_hand_computed(march, team_a):  # noqa: F811

@@ -7,21 +7,15 @@ from __future__ import annotations
 import threading
 
 import pytest
-from django.db import connection, connections
+from django.db import connections
 from django.utils import timezone
 
 from statuspage import services, tasks
 from statuspage.models import Subscriber, SubscriberDelivery
 
-pytestmark = [pytest.mark.postgres]
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 SUBSCRIBERS = 12
 WORKERS = 4
-
-
-@pytest.fixture(autouse=True)
-def _postgres_only(transactional_db):
-    if connection.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL: run with DATABASE_URL=postgres://...")
 
 
 def test_workers_running_the_same_tasks_at_once_tell_each_subscriber_once(page, smtp_server):
