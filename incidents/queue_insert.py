@@ -77,16 +77,31 @@ def _pg_rows_write(db: BaseDatabaseWrapper, rows: Sequence[Row]) -> None:
         pgconn = db.connection.pgconn
         params = [_pg_param(value) for row in rows for value in row]
         if db.connection.prepare_threshold is None:
-            result = pgconn.exec_params(_pg_insert_sql(len(rows), len(rows[0])), params)
-        else:
-            names = _prepared.setdefault(pgconn, {})
-            name = names.get(len(rows))
-            if name is None:
-                name = f"ircore_queue_insert_{len(rows)}".encode()
-                _check(pgconn.prepare(name, _pg_insert_sql(len(rows), len(rows[0]))))
-                names[len(rows)] = name
-            result = pgconn.exec_prepared(name, params)
+            _check(pgconn.exec_params(_pg_insert_sql(len(rows), len(rows[0])), params))
+            return
+        result = pgconn.exec_prepared(_prepared_name(pgconn, len(rows), len(rows[0])), params)
+        if result.error_field(pq.DiagnosticField.SQLSTATE) == _NO_SUCH_STATEMENT:
+            # Our statement was deallocated behind our back: psycopg sends DEALLOCATE ALL
+            # after any ROLLBACK (a savepoint's too) on a connection where it prepared
+            # statements of its own, and other requests of this thread use the same
+            # connection. Prepare it again; nothing was written.
+            _prepared.pop(pgconn, None)
+            result = pgconn.exec_prepared(_prepared_name(pgconn, len(rows), len(rows[0])), params)
         _check(result)
+
+
+_NO_SUCH_STATEMENT = b"26000"  # invalid_sql_statement_name
+
+
+def _prepared_name(pgconn: pq.abc.PGconn, count: int, width: int) -> bytes:
+    """The name of this connection's prepared INSERT of ``count`` rows, preparing it if needed."""
+    names = _prepared.setdefault(pgconn, {})
+    name = names.get(count)
+    if name is None:
+        name = f"ircore_queue_insert_{count}".encode()
+        _check(pgconn.prepare(name, _pg_insert_sql(count, width)))
+        names[count] = name
+    return name
 
 
 def _check(result: pq.abc.PGresult) -> None:

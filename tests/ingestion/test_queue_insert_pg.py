@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import psycopg
 import pytest
-from django.db import IntegrityError, close_old_connections, connection
+from django.db import IntegrityError, close_old_connections, connection, transaction
 from django.utils import timezone
 
 from incidents.models import QueuedEvent
@@ -94,3 +94,28 @@ def test_a_connection_the_server_dropped_fails_one_request_with_503_then_reconne
     assert client.post(url, {"summary": "retried"}, content_type="application/json").status_code == 202
     summaries = list(QueuedEvent.objects.values_list("event", flat=True))
     assert any('"retried"' in e for e in summaries) and not any('"lost"' in e for e in summaries)
+
+
+def test_a_rollback_elsewhere_on_the_connection_does_not_break_ingestion(
+    client, service_a, make_integration, team_a
+):
+    """psycopg answers any ROLLBACK (a savepoint's too) on a connection where it prepared
+    statements of its own with DEALLOCATE ALL, which drops our prepared INSERT as well.
+    Other requests on the same thread share the connection (the console, the API), so the
+    next event must be stored, not answered 503 until the connection is recycled."""
+    integration = make_integration(service_a, "generic")
+    url = f"/integrations/generic/{integration.token}/"
+    assert client.post(url, {"summary": "before"}, content_type="application/json").status_code == 202
+    assert _prepared_names() == {"ircore_queue_insert_1"}
+    for _ in range(connection.connection.prepare_threshold + 1):  # psycopg prepares one of its own
+        assert QueuedEvent.objects.filter(pk__gt=0).count() == 1
+    with pytest.raises(RuntimeError), transaction.atomic():
+        QueuedEvent.objects.update(error="")
+        raise RuntimeError("a request that fails and rolls back")
+    assert _prepared_names() == set()  # what psycopg did
+
+    response = client.post(url, {"summary": "after"}, content_type="application/json")
+    assert response.status_code == 202, response.content
+    assert _prepared_names() == {"ircore_queue_insert_1"}
+    events = list(QueuedEvent.objects.order_by("id").values_list("event", flat=True))
+    assert len(events) == 2 and '"after"' in events[1]
