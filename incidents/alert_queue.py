@@ -103,12 +103,11 @@ QUEUE_LAG_WARNING_SECONDS = 30
 
 def queue_apply_batch(*, limit: int = BATCH_SIZE) -> int:
     """Apply up to ``limit`` of the oldest queued events; return how many."""
-    pending = QueuedEvent.objects.filter(error="")
-    if not pending.exists():  # idle polling stays a read
+    if not _waiting_any():  # idle polling stays a read
         return 0
     with transaction.atomic():
         counter_next(name="alert-queue-batch")  # one batch at a time, in id order
-        items = [Queued(*row) for row in pending.order_by("id").values_list(*Queued._fields)[:limit]]
+        items = _waiting_oldest(limit)
         if not items:
             return 0
         done = items
@@ -121,8 +120,47 @@ def queue_apply_batch(*, limit: int = BATCH_SIZE) -> int:
             log.exception("Applying a batch of %d queued events failed; applying them one by one",
                           len(items))
             done = [item for item in items if _apply_alone(item)]
-        QueuedEvent.objects.filter(pk__in=[item.pk for item in done]).delete()
+        _queue_delete([item.pk for item in done])
     return len(items)
+
+
+# The applier's reads and deletes of the queue are plain SQL: the ORM compiled each of
+# them anew for every batch (about 1 ms of CPU apiece on a slow machine, more than the
+# statements' own cost), and the idle applier polls 20 times a second.
+_QUEUE = QueuedEvent._meta.db_table
+
+
+def _waiting_any() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT 1 FROM {_QUEUE} WHERE error = '' LIMIT 1")
+        return cursor.fetchone() is not None
+
+
+def _waiting_oldest(limit: int) -> list[Queued]:
+    sql = (  # Queued's fields, in order
+        f"SELECT id, integration_id, service_id, event, received_at FROM {_QUEUE}"
+        " WHERE error = '' ORDER BY id LIMIT %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [limit])
+        rows = cursor.fetchall()
+    # SQLite hands back datetimes as text; Django's converter makes them aware ones.
+    convert = getattr(connection.ops, "convert_datetimefield_value", None)
+    if convert is None:
+        return [Queued(*row) for row in rows]
+    return [Queued(*row[:-1], convert(row[-1], None, connection)) for row in rows]
+
+
+def _queue_delete(pks: list[int]) -> None:
+    if not pks:
+        return
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(f"DELETE FROM {_QUEUE} WHERE id = ANY(%s)", [pks])
+        else:
+            for start in range(0, len(pks), 500):  # SQLite's parameter limit
+                chunk = pks[start:start + 500]
+                cursor.execute(f"DELETE FROM {_QUEUE} WHERE id IN ({', '.join(['%s'] * len(chunk))})", chunk)
 
 
 def queue_drain(*, limit: int = BATCH_SIZE) -> int:
