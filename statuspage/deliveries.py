@@ -2,8 +2,9 @@
 the fan-out makes one SubscriberDelivery row per subscriber, and a delivery task
 sends only after claiming its row with a compare-and-set and a lease. A repeated task
 (django-q2 re-running it, the outbox handing it over twice, the fan-out running
-twice) finds the row sent or claimed and sends nothing; the clock hands sends that a
-crashed worker left half-way (lease run out) back to a task."""
+twice) finds the row sent or claimed and sends nothing; the clock hands back to a task
+the sends a crashed worker left half-way (lease run out) and the rows whose task was
+lost (still pending a lease later)."""
 
 from __future__ import annotations
 
@@ -124,19 +125,33 @@ def delivery_for(
     return row
 
 
+def _unsent(now: datetime) -> Q:
+    """Rows no task is going to send any more: sends a crashed worker left in ``sending``
+    past their lease, and rows still ``pending`` after the time their task was given
+    (``claimed_until`` of a pending row; a lease after the fan-out made it). A pending row
+    outlives its task when the task was lost: a worker killed during the fan-out, before
+    it queued every task, or a broker that lost a task it had taken."""
+    return (
+        Q(status__in=[Status.SENDING, Status.PENDING], claimed_until__lt=now)
+        | Q(status=Status.PENDING, claimed_until__isnull=True, created_at__lt=now - _lease())
+    )
+
+
 def deliveries_stuck_requeue(now: datetime) -> int:
-    """Clock job: sends a crashed worker left in ``sending`` past their lease go back to
-    pending and to a task. One index lookup when nothing is stuck."""
+    """Clock job: rows no task is going to send (``_unsent``) go back to pending and to a
+    task, which has a lease's time to take them before they are handed on again. A row
+    handed to two tasks is still sent once (``_claim``). One index lookup when nothing
+    waits."""
     stuck = list(
-        SubscriberDelivery.objects.filter(status=Status.SENDING, claimed_until__lt=now)
-        .order_by("claimed_until")
+        SubscriberDelivery.objects.filter(_unsent(now))
+        .order_by("claimed_until", "pk")
         .values_list("pk", "subscriber_id", "update_id", "change_id")[:REQUEUE_LIMIT]
     )
     handed = 0
     for pk, subscriber_id, update_id, change_id in stuck:
         # Compare-and-set: with several clocks, one of them hands the row on.
-        if not SubscriberDelivery.objects.filter(pk=pk, status=Status.SENDING, claimed_until__lt=now).update(
-            status=Status.PENDING, claimed_until=None
+        if not SubscriberDelivery.objects.filter(_unsent(now), pk=pk).update(
+            status=Status.PENDING, claimed_until=now + _lease()
         ):
             continue
         if update_id is not None:

@@ -163,6 +163,31 @@ def test_row_claimed_by_a_live_worker_is_not_sent_again_and_the_clock_resends_an
     assert row.status == "sent"
 
 
+def test_rows_whose_tasks_were_lost_are_handed_to_tasks_a_lease_later_and_sent_once(
+    page, smtp_server, incident_posted
+):
+    confirmed(page, "ann@example.com")
+    confirmed(page, "bob@example.com")
+    update = incident_posted()
+    queued()  # a worker takes the fan-out task...
+    assert tasks.notify_update(update.pk) == 2  # ...makes the rows and queues their tasks...
+    assert len(queued()) == 2  # ...which a broker loses (taken, never run)
+    assert set(SubscriberDelivery.objects.values_list("status", flat=True)) == {"pending"}
+    job = next(j for j in clock_jobs() if j.name == "statuspage_deliveries")
+    now = timezone.now()
+    assert job.func(now) == 0  # just made: their tasks may be on their way
+    assert queued() == []
+    later = now + timedelta(seconds=deliveries.LEASE_SECONDS + 1)
+    assert job.func(later) == 2
+    assert job.func(later) == 0  # each task gets a lease's time to take its row
+    # Still not taken a lease later (a worker down): handed on again, sent once all the same.
+    assert job.func(later + timedelta(seconds=deliveries.LEASE_SECONDS + 1)) == 2
+    assert sorted(r for _, _, r in work()) == ["already sent", "already sent", "email", "email"]
+    assert emails_to(smtp_server) == ["ann@example.com", "bob@example.com"]
+    assert set(SubscriberDelivery.objects.values_list("status", "claimed_until")) == {("sent", None)}
+    assert job.func(later + timedelta(days=1)) == 0
+
+
 def test_refused_private_webhook_is_recorded_failed_with_its_reason_and_not_retried(
     page, webhook_server, incident_posted
 ):
