@@ -28,10 +28,12 @@ PYTEST_WORKERS ?= 2
 .PHONY: help install run test bench lint check-migrations
 
 help:
-	@echo "make run      install into $(VENV), migrate, load demo data, start web + worker (Ctrl-C stops)"
+	@echo "make run      install into $(VENV), migrate, load demo data, start web, worker, clock and"
+	@echo "              the SMTP listener (Ctrl-C stops them all)"
 	@echo "make test     run the whole test suite (SQLite, or DATABASE_URL=postgres://...)"
 	@echo "make bench    benchmarks (bench/run.py)"
 	@echo "make lint     ruff"
+	@echo "make check-migrations   fail if a model change has no migration"
 
 $(PY):
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
