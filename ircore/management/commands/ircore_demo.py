@@ -23,6 +23,7 @@ from incidents.events import AlertEvent, severity_from_text
 from incidents.models import Alert, Integration, Service, TimelineEntry
 from incidents.rule_templates import rule_templates_load
 from incidents.services import alert_ingest, incident_acknowledge
+from ircore.management.commands._demo_oncall import demo_paging_create
 from ircore.models import Team, TeamMembership
 
 ADMIN_USERNAME = "admin"
@@ -81,7 +82,8 @@ def local_password() -> str:
 
 class Command(BaseCommand):
     help = ("Create the local superuser and the demo data (teams, users, services, one "
-            "integration of each kind, triage rules, two demo incidents). Safe to re-run.")
+            "integration of each kind, triage rules, an on-call schedule and a default escalation "
+            "chain per team, two demo incidents). Safe to re-run.")
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--admin-only", action="store_true",
@@ -121,6 +123,7 @@ class Command(BaseCommand):
             )
             if made:
                 self.created.append(f"team {spec['name']}")
+        responders: dict[str, list[int]] = {}
         for username, first_name, slug, role in USERS:
             user = User.objects.filter(username=username).first()
             if user is None:
@@ -130,6 +133,8 @@ class Command(BaseCommand):
                 )
                 self.created.append(f"user {username}")
             TeamMembership.objects.get_or_create(team=teams[slug], user=user, defaults={"role": role})
+            if role == TeamMembership.Role.RESPONDER:
+                responders.setdefault(slug, []).append(user.pk)
         services: dict[str, Service] = {}
         for slug, name, description in SERVICES:
             services[name], made = Service.objects.get_or_create(
@@ -143,6 +148,9 @@ class Command(BaseCommand):
                 Integration.objects.create(service=first, kind=kind, name=name)
                 self.created.append(f"{kind} integration")
         self._triage_rules(teams["payments"], services)
+        # Paging is set up before the demo alerts come in, so that they page someone.
+        for slug, team in teams.items():
+            self.created.extend(demo_paging_create(team=team, responder_ids=responders.get(slug, [])))
 
     def _triage_rules(self, team: Team, services: dict[str, Service]) -> None:
         # The console's ready-made templates; loading skips rules that already exist by name.
