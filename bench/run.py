@@ -180,10 +180,12 @@ def report(args: argparse.Namespace, dbs: Databases, ingest_res: dict | None, cl
             "(and is paged). Rows with `REDIS_URL` set: the production configuration (README), where "
             "Redis holds the rate limits shared by all processes and django-q2's queue; the bare view "
             f"is measured again on that server. At concurrency {ingest.TARGET_CONCURRENCY} each target "
-            f"runs in {ingest.ROUNDS_AT_TARGET} rounds, interleaved with the bare view's, and the best "
-            "round counts, for the bare view as for the endpoints: a round in which gunicorn's workers "
-            "got an uneven share of the keep-alive connections (one worker saturated, the machine "
-            "not) or other work took the CPU measures the machine, not the code. `verified`: the "
+            f"runs in {ingest.ROUNDS_AT_TARGET} rounds, interleaved with the bare view's; the table "
+            "shows the best round, for the bare view as for the endpoints (a round in which gunicorn's "
+            "workers got an uneven share of the keep-alive connections, one worker saturated and the "
+            "machine not, or other work took the CPU measures the machine, not the code), and a "
+            "target counts as met only if the median of each round against its own bare round meets "
+            "it too. `verified`: the "
             "database holds exactly one processed alert per 2xx answer, each on an incident, with at "
             "least one timeline entry (other apps add more on a trigger).",
             "",
@@ -212,14 +214,18 @@ def report(args: argparse.Namespace, dbs: Databases, ingest_res: dict | None, cl
             measured_target = r["concurrency"] == 8 and r["target"] != "bare" and not r.get("new_incidents")
             if measured_target and share is not None:
                 rounds = f" (best of {row['rounds']} rounds)" if row["rounds"] > 1 else ""
+                # Met only if the best round and the typical round both reach it: on a noisy
+                # machine the best-against-best ratio alone flatters whichever side was lucky.
+                met = share >= TARGET_SHARE
                 paired = ""
                 if len(row["paired"]) > 1:
-                    paired = ("; each round against that round's bare view: "
-                              + ", ".join(f"{x:.0%}" for x in row["paired"])
-                              + f" (median {statistics.median(row['paired']):.0%})")
-                lines.append(f"- {_label(r)}: {share:.0%} of bare{rounds} ({ok(share >= TARGET_SHARE)}), "
+                    median = statistics.median(row["paired"])
+                    met = met and median >= TARGET_SHARE
+                    paired = (f", median {median:.0%} of each round against that round's bare view ("
+                              + ", ".join(f"{x:.0%}" for x in row["paired"]) + ")")
+                lines.append(f"- {_label(r)}: {share:.0%} of bare{rounds}{paired}: {ok(met)}; "
                              f"p99 {r['p99_ms']:.1f} ms ({ok(r['p99_ms'] < TARGET_P99_MS)}), "
-                             f"CPU cost ratio {row['cost_ratio']:.0%}{paired}")
+                             f"CPU cost ratio {row['cost_ratio']:.0%}")
         storm = ingest_res["storm"]
         if storm:
             db = storm["db"]
