@@ -33,7 +33,7 @@ from ircore.inbound import InboundRefused, ParsedEmail, auto_reply_reason, regis
 from ircore.models import InboundMessage, SecurityLogEntry
 from oncall.models_escalation import Notification
 from oncall.reply_tokens import PREFIX, ReplyTokenError, reply_token_verify
-from oncall.transports.email import incident_url, subject_prefix, thread_root_id
+from oncall.transports.email import incident_subject, incident_url, thread_root_id
 
 log = logging.getLogger(__name__)
 Reason = SecurityLogEntry.Reason
@@ -117,7 +117,7 @@ def _confirm(*, notification: Notification, incident: Incident, parsed: ParsedEm
         "References": references,
         "Auto-Submitted": "auto-replied",  # RFC 3834: autoresponders must not answer this
     }
-    context = {"incident": incident, "line": line, "prefix": subject_prefix(incident),
+    context = {"incident": incident, "line": line, "subject": incident_subject(incident),
                "url": incident_url(incident), "user": notification.user}
 
     def send() -> None:

@@ -26,6 +26,15 @@ def subject_prefix(incident: Any) -> str:
     return f"[{incident.ref}] [{incident.severity}]"
 
 
+def incident_subject(incident: Any) -> str:
+    """``[INC-7] [SEV1] <title> on <service>``: the subject of every email about an
+    incident (replies and updates add "Re: "). The service is left out when the title
+    already names it, as alert summaries often do ("5xx rate above 5% on payments-api")."""
+    service = incident.service.name
+    where = "" if service.lower() in incident.title.lower() else f" on {service}"
+    return f"{subject_prefix(incident)} {incident.title}{where}"
+
+
 def context_for(notification: Any) -> dict[str, Any]:
     incident = notification.incident
     return {
@@ -33,6 +42,7 @@ def context_for(notification: Any) -> dict[str, Any]:
         "incident": incident,
         "service": incident.service if incident else None,
         "prefix": subject_prefix(incident) if incident else "",
+        "subject": incident_subject(incident) if incident else "",
         "url": incident_url(incident) if incident else settings.PUBLIC_URL,
         "user": notification.user,
         "can_reply": notification.kind == "page",

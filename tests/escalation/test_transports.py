@@ -72,6 +72,13 @@ def test_page_email_over_real_smtp_threads_and_carries_a_signed_reply_to(
     assert "acknowledged by Sam" in _part(update, "text/plain")
 
 
+def test_subject_names_the_service_once_when_the_title_already_does(smtp_server, clock, chain, trigger):
+    incident = trigger(summary="5xx rate above 5% on Payments-API")
+    ((_, _, raw),) = smtp_server.messages
+    subject = email.message_from_bytes(raw)["Subject"]
+    assert subject == f"[{incident.ref}] [SEV1] 5xx rate above 5% on Payments-API"
+
+
 def test_html_body_escapes_the_alert_title(smtp_server, clock, chain, trigger):
     trigger(summary="<script>alert(1)</script>")
     page = email.message_from_bytes(smtp_server.messages[0][2])
