@@ -73,7 +73,7 @@ def test_statements_per_new_incident(service_a, make_integration, django_capture
     assert count(r'^SELECT "incidents_maintenancewindow"\."id"') == 0
     # The batch's lock of the open incidents, then escalation_start's lock of each
     # new one: no look-up for an open incident the batch knows there is none of.
-    assert count(r'^SELECT .* FROM incidents_incident WHERE service_id IN') == 1
+    assert count(r'^SELECT .* FROM incidents_incident WHERE service_id (IN|= ANY)') == 1
     assert count(r'^SELECT "incidents_incident"\."id"') == 8
     # One UPDATE ... RETURNING per number (and one for the batch).
     assert count(r'"ircore_counter"') == 1 + 8
