@@ -52,12 +52,14 @@ def _string_map(value: Any, path: str, errors: list[str], *, required: bool) -> 
     return result
 
 
-def _optional_string(obj: dict[str, Any], key: str, path: str, errors: list[str]) -> str:
+def _optional_string(obj: dict[str, Any], key: str, prefix: str, errors: list[str]) -> str:
+    """``obj[key]`` if it is a string, "" if absent; ``prefix`` is the path of ``obj``
+    in error messages ("" at the top level)."""
     value = obj.get(key)
     if value is None:
         return ""
     if not isinstance(value, str):
-        errors.append(f"'{path}' must be a string")
+        errors.append(f"'{prefix}.{key}' must be a string" if prefix else f"'{key}' must be a string")
         return ""
     return value
 
@@ -67,7 +69,7 @@ def _status(obj: dict[str, Any], path: str, errors: list[str]) -> str:
     if status is None:
         errors.append(f"'{path}' is required (firing or resolved)")
         return ""
-    if status not in STATUSES:
+    if not isinstance(status, str) or status not in STATUSES:  # a list is not even hashable
         errors.append(f"'{path}' must be firing or resolved; got {status!r}")
         return ""
     return status
@@ -88,16 +90,33 @@ def _is_url(value: str) -> bool:
     return value.startswith(("http://", "https://"))
 
 
+# Links an alert entry may carry, and how they are labelled.
+_URL_FIELDS = (("generatorURL", "Source"), ("silenceURL", "Silence"), ("dashboardURL", "Dashboard"),
+               ("panelURL", "Panel"), ("imageURL", "Image"))
+
+
+def _strings_only(value: Any) -> dict[str, str] | None:
+    """A copy of ``value`` if it is a non-empty object of strings (nearly every label
+    set): the fast path, which builds no field paths for error messages."""
+    if type(value) is dict and value and all(type(item) is str for item in value.values()):
+        return dict(value)
+    return None
+
+
 class _Alert:
-    """One validated entry of ``alerts``."""
+    """One validated entry of ``alerts``. Field paths for error messages are built only
+    when there is an error: this runs for every alert of every notification."""
 
     def __init__(self, raw: dict[str, Any], index: int, errors: list[str], *, grafana: bool):
         path = f"alerts[{index}]"
         self.raw = raw
-        self.status = _status(raw, f"{path}.status", errors)
-        self.labels = _string_map(raw.get("labels"), f"{path}.labels", errors, required=True)
-        self.annotations = _string_map(raw.get("annotations"), f"{path}.annotations", errors,
-                                       required=False)
+        status = raw.get("status")
+        self.status = status if type(status) is str and status in STATUSES else \
+            _status(raw, f"{path}.status", errors)
+        labels, annotations = raw.get("labels"), raw.get("annotations")
+        self.labels = _strings_only(labels) or _string_map(labels, f"{path}.labels", errors, required=True)
+        self.annotations = _strings_only(annotations) or _string_map(
+            annotations, f"{path}.annotations", errors, required=False)
         fingerprint = raw.get("fingerprint")
         if fingerprint is None or fingerprint == "":
             if grafana:
@@ -109,23 +128,25 @@ class _Alert:
             errors.append(f"'{path}.fingerprint' must be a string")
             fingerprint = ""
         self.fingerprint = fingerprint
-        self.starts_at = _optional_string(raw, "startsAt", f"{path}.startsAt", errors)
-        self.ends_at = _optional_string(raw, "endsAt", f"{path}.endsAt", errors)
+        self.starts_at = _optional_string(raw, "startsAt", path, errors)
+        self.ends_at = _optional_string(raw, "endsAt", path, errors)
         self.urls: list[tuple[str, str]] = []
-        for field, text in (("generatorURL", "Source"), ("silenceURL", "Silence"),
-                            ("dashboardURL", "Dashboard"), ("panelURL", "Panel"),
-                            ("imageURL", "Image")):
-            url = _optional_string(raw, field, f"{path}.{field}", errors)
-            if url and _is_url(url):
+        for field, text in _URL_FIELDS:
+            url = raw.get(field)
+            if url is None:
+                continue
+            if not isinstance(url, str):
+                errors.append(f"'{path}.{field}' must be a string")
+            elif _is_url(url):
                 self.urls.append((url, text))
         runbook = self.annotations.get("runbook_url", "")
         if _is_url(runbook):
             self.urls.append((runbook, "Runbook"))
-        self.value_string = _optional_string(raw, "valueString", f"{path}.valueString", errors)
+        self.value_string = _optional_string(raw, "valueString", path, errors)
         self.values = raw.get("values") if isinstance(raw.get("values"), dict) else None
+        self.summary = self._summary()
 
-    @property
-    def summary(self) -> str:
+    def _summary(self) -> str:
         text = (self.annotations.get("summary") or self.annotations.get("description")
                 or self.labels.get("alertname") or f"Alert {self.fingerprint}")
         return " ".join(text.split())[:SUMMARY_MAX]
@@ -195,13 +216,13 @@ def events_from(integration: Integration, data: dict[str, Any], *, grafana: bool
                 errors.append(f"'alerts[{i}]' must be an object")
                 continue
             alerts.append(_Alert(raw, i, errors, grafana=grafana))
-    group_key = _optional_string(data, "groupKey", "groupKey", errors)
-    external_url = _optional_string(data, "externalURL", "externalURL", errors)
+    group_key = _optional_string(data, "groupKey", "", errors)
+    external_url = _optional_string(data, "externalURL", "", errors)
     common_labels = _string_map(data.get("commonLabels"), "commonLabels", errors, required=False)
     common_annotations = _string_map(data.get("commonAnnotations"), "commonAnnotations", errors,
                                      required=False)
     group_labels = _string_map(data.get("groupLabels"), "groupLabels", errors, required=False)
-    title = _optional_string(data, "title", "title", errors) if grafana else ""
+    title = _optional_string(data, "title", "", errors) if grafana else ""
     by_group = (integration.options or {}).get("group_by") == "group"
     if by_group and not group_key:
         errors.append("'groupKey' is required: this integration makes one incident per group")
@@ -213,7 +234,9 @@ def events_from(integration: Integration, data: dict[str, Any], *, grafana: bool
     if by_group:
         return [_group_event(data, alerts, status, group_key, common_labels, common_annotations,
                              group_labels, title, external)]
-    context = {k: v for k, v in data.items() if k != "alerts"}
+    # Each event keeps the notification minus its other alerts: the event as received,
+    # without multiplying a large notification by its alert count.
+    context = {k: v for k, v in data.items() if k != "alerts"} if len(alerts) > 1 else None
     return [
         AlertEvent(
             action=STATUSES[alert.status],
@@ -224,9 +247,7 @@ def events_from(integration: Integration, data: dict[str, Any], *, grafana: bool
             source=alert.source,
             labels=alert.labels,
             links=_links(alert.urls + external),
-            # The notification minus its other alerts: the event as received,
-            # without multiplying a large notification by its alert count.
-            payload={**context, "alerts": [alert.raw]},
+            payload=data if context is None else {**context, "alerts": [alert.raw]},
         )
         for alert in alerts
     ]
