@@ -18,7 +18,7 @@ from incidents.models import QueuedEvent
 class QueuedEventAdmin(admin.ModelAdmin):
     list_display = ("id", "integration_id", "service_id", "received_at", "stuck", "error_short")
     list_filter = (("error", admin.EmptyFieldListFilter),)
-    readonly_fields = ("integration_id", "service_id", "received_at", "event", "error")
+    readonly_fields = ("integration_id", "service_id", "received_at", "event", "payload", "error")
     fields = readonly_fields
     actions = ["retry"]
     ordering = ("id",)

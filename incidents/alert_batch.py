@@ -24,7 +24,13 @@ from typing import Any, NamedTuple
 from django.db import connection, models
 
 from incidents import signals
-from incidents.events import DEFAULT_PRIORITY_FOR_SEVERITY, AlertEvent, event_from_json
+from incidents.events import (
+    DEFAULT_PRIORITY_FOR_SEVERITY,
+    AlertEvent,
+    RawJSON,
+    event_from_json,
+    payload_decoded,
+)
 from incidents.models import (
     Alert,
     AlertAction,
@@ -64,6 +70,34 @@ _OPEN_INCIDENT_FIELDS = tuple(
     f.attname for f in Incident._meta.concrete_fields
     if f.attname in {"id", "number", "service_id", "dedup_key", "severity", "status"}
 )
+
+
+class _Locked:
+    """An open incident the batch holds locked, with the few fields grouping reads:
+    building a model instance of ~30 fields for each cost more than grouping an alert
+    into it. ``incident()`` builds one when a signal is sent about it."""
+
+    __slots__ = (*_OPEN_INCIDENT_FIELDS, "_instance")
+    ref = Incident.ref
+
+    def __init__(self, row: Sequence[Any]) -> None:
+        for name, value in zip(_OPEN_INCIDENT_FIELDS, row, strict=True):
+            setattr(self, name, value)
+        self._instance: Incident | None = None
+
+    @property
+    def pk(self) -> int:
+        return self.id  # type: ignore[attr-defined]
+
+    def incident(self) -> Incident:
+        """The model instance, the same one every time, with the severity set here."""
+        if self._instance is None:
+            values = [getattr(self, name) for name in _OPEN_INCIDENT_FIELDS]
+            self._instance = Incident.from_db(connection.alias, _OPEN_INCIDENT_FIELDS, values)
+        self._instance.severity = self.severity  # type: ignore[attr-defined]
+        return self._instance
+
+
 TIMELINE_COLUMNS = ("incident_id", "service_id", "kind", "message", "via", "data", "created_at")
 
 
@@ -75,6 +109,7 @@ class Queued(NamedTuple):
     integration_id: int
     service_id: int
     event: str
+    payload: str
     received_at: datetime
 
 
@@ -109,7 +144,7 @@ class AlertBatch:
     def __init__(self, items: list[Queued]) -> None:
         self.items = items
         self.pending = _Pending()
-        self.open: dict[tuple[int, str], Incident] = {}
+        self.open: dict[tuple[int, str], Incident | _Locked] = {}
         self.rules: dict[int, list[TriageRule]] = {}
         # The maintenance windows of the services in `covered` over the `span` of
         # received_at times (see _windows).
@@ -124,7 +159,7 @@ class AlertBatch:
         for plan in plans:
             if plan.integration is None:
                 self._flush()
-                orphan_store(plan.item, plan.event)
+                orphan_store(plan.item, payload_decoded(plan.event))
             elif plan.triage.suppress:
                 self._collect(plan, self._window_at(plan), None, Alert.Outcome.SUPPRESSED,
                               suppressed_detail(plan.triage.applied))
@@ -147,7 +182,9 @@ class AlertBatch:
             rules[rule.team_id].append(rule)
         plans = []
         for item in self.items:
-            event = event_from_json(item.event)
+            # The payload stays JSON text: an alert grouped into an open incident is
+            # written with it as it is (_json_text); _ingest_alone decodes it.
+            event = event_from_json(item.event, item.payload, raw_payload=True)
             integration = integrations.get(item.integration_id)
             if integration is None:
                 plans.append(Plan(item, None, event, event, TriageResult(), item.service_id, None))
@@ -218,12 +255,12 @@ class AlertBatch:
             cursor.execute(sql, [*params, Incident.Status.RESOLVED])
             rows = cursor.fetchall()
         for row in rows:
-            incident = Incident.from_db(connection.alias, _OPEN_INCIDENT_FIELDS, row)
-            self.open[(incident.service_id, incident.dedup_key)] = incident
+            locked = _Locked(row)
+            self.open[(locked.service_id, locked.dedup_key)] = locked  # type: ignore[attr-defined]
 
     # ------------------------------------------------------------------ writing
 
-    def _collect(self, plan: Plan, window: MaintenanceWindow | None, incident: Incident | None,
+    def _collect(self, plan: Plan, window: MaintenanceWindow | None, incident: Incident | _Locked | None,
                  outcome: str, detail: str) -> dict[str, Any]:
         values = alert_values(integration_id=plan.integration.pk if plan.integration else None,
                               service_id=plan.service_id, event=plan.triaged, sent_key=plan.event.dedup_key,
@@ -232,7 +269,7 @@ class AlertBatch:
         self.pending.alerts.append(values)
         return values
 
-    def _group(self, plan: Plan, incident: Incident, window: MaintenanceWindow | None) -> None:
+    def _group(self, plan: Plan, incident: Incident | _Locked, window: MaintenanceWindow | None) -> None:
         """What ``alert_ingest`` does for a trigger with an open incident, deferred to
         ``_flush``."""
         values = self._collect(plan, window, incident, Alert.Outcome.GROUPED, grouped_detail(incident))
@@ -247,7 +284,8 @@ class AlertBatch:
                 severity_raised_message(incident.severity, severity), Via.SYSTEM, {}, at,
             )
             incident.severity = delta[2] = severity
-            send_on_commit(signals.incident_updated, incident, user=None, via=Via.INTEGRATION,
+            instance = incident.incident() if isinstance(incident, _Locked) else incident
+            send_on_commit(signals.incident_updated, instance, user=None, via=Via.INTEGRATION,
                            fields=["severity"])
 
     def _ingest_alone(self, plan: Plan) -> None:
@@ -259,6 +297,8 @@ class AlertBatch:
         # resolves. Opening that incident reads and writes nothing the pending repeats
         # touch, so they stay pending and its alert and timeline entries join them
         # (write_later); for anything else alert_ingest_known writes them first (flush).
+        payload_decoded(plan.event)
+        payload_decoded(plan.triaged)
         trigger = plan.triaged.action == AlertAction.TRIGGER
         none_open = plan.key if trigger and plan.key not in self.open else None
         known = IngestKnown(rules=self.rules[plan.team_id], window_at=self._window_for, none_open=none_open,
@@ -412,13 +452,15 @@ def _adapter(f: models.Field, *, copy: bool = False) -> Callable[[Any], Any] | N
             # Jsonb wrapper that psycopg then encodes through its own dumper (~7 % of the
             # applier's instructions per event, four JSON values each; callgrind).
             return partial(_json_text, encoder=f.encoder)
-        return lambda value: ops.adapt_json_value(value, f.encoder)
+        return lambda value: value if isinstance(value, RawJSON) else ops.adapt_json_value(value, f.encoder)
     if isinstance(f, models.DateTimeField):
         return ops.adapt_datetimefield_value
     return None
 
 
 def _json_text(value: Any, *, encoder: type[json.JSONEncoder] | None) -> str:
+    if isinstance(value, RawJSON):  # a payload as the queue holds it
+        return value
     # Empty labels and links are most of them: no encoder for those.
     if value == {} and isinstance(value, dict):
         return "{}"

@@ -26,6 +26,7 @@ import threading
 import time
 import uuid
 from datetime import datetime
+from typing import Any
 
 from django.db import (
     DatabaseError,
@@ -61,18 +62,28 @@ ERROR_PAUSE_MAX_SECONDS = 5.0
 
 
 def events_enqueue(
-    *, integration: Integration, events: list[AlertEvent], received_at: datetime | None = None
+    *, integration: Integration, events: list[AlertEvent], received_at: datetime | None = None,
+    body: tuple[Any, bytes] | None = None,
 ) -> list[str]:
     """Store validated events durably (one INSERT, its own commit unless the caller
     holds a transaction); return their dedup keys. A key is generated here for an event
-    without one, so the sender gets the key it can acknowledge or resolve with later."""
+    without one, so the sender gets the key it can acknowledge or resolve with later.
+
+    ``body``: the request's parsed JSON and its bytes. An event whose payload is that
+    whole body (a PagerDuty event, a one-alert notification) stores the bytes as its
+    payload instead of encoding the same value again, if they are plain ASCII (then they
+    are UTF-8 text, and an unstorable escape in them is found as in json.dumps's output)."""
     at = connection.ops.adapt_datetimefield_value(received_at or timezone.now())
+    raw = None
+    if body is not None and body[1].isascii() and b"\x00" not in body[1]:  # no UTF-16/32 either
+        raw = body[1].decode("ascii")
     rows, keys = [], []
     for event in events:
         if not event.dedup_key:
             event.dedup_key = uuid.uuid4().hex
-        stored, text = event_encode(event)
-        rows.append((integration.pk, integration.service_id, text, at))
+        as_received = raw if raw is not None and event.payload is body[0] else None
+        stored, text, payload = event_encode(event, payload_text=as_received)
+        rows.append((integration.pk, integration.service_id, text, payload, at))
         keys.append(stored.dedup_key)
     # A plain INSERT rather than bulk_create (this is the whole database work of an
     # ingestion request, and the ORM's statement building costs twice the insert),
@@ -138,7 +149,7 @@ def _waiting_any() -> bool:
 
 def _waiting_oldest(limit: int) -> list[Queued]:
     sql = (  # Queued's fields, in order
-        f"SELECT id, integration_id, service_id, event, received_at FROM {_QUEUE}"
+        f"SELECT id, integration_id, service_id, event, payload, received_at FROM {_QUEUE}"
         " WHERE error = '' ORDER BY id LIMIT %s"
     )
     with connection.cursor() as cursor:
@@ -208,7 +219,7 @@ def queue_applier_run(
 def _apply_alone(item: Queued) -> bool:
     """Apply one event in its own savepoint; if that fails, keep it as a FAILED alert.
     False if even that failed: the event then stays in the queue, marked."""
-    event = event_from_json(item.event)
+    event = event_from_json(item.event, item.payload)
     integration = Integration.objects.select_related("service").filter(pk=item.integration_id).first()
     try:
         with transaction.atomic():
@@ -225,8 +236,8 @@ def _apply_alone(item: Queued) -> bool:
     try:
         with transaction.atomic():
             if integration is not None:
-                alert_store_failed(integration=integration, event=event_from_json(item.event), error=error,
-                                   received_at=item.received_at)
+                alert_store_failed(integration=integration, event=event_from_json(item.event, item.payload),
+                                   error=error, received_at=item.received_at)
                 return True
     except (OperationalError, InterfaceError):
         raise

@@ -72,22 +72,33 @@ class AlertEvent:
 
 _FIELDS = ("action", "summary", "details", "severity", "priority", "dedup_key", "source", "labels",
            "links", "payload")
+_HEAD = _FIELDS[:-1]  # what the queue keeps as the event's JSON; the payload has a column of its own
 
 
-def event_encode(event: AlertEvent) -> tuple[AlertEvent, str]:
-    """The event as the queue stores it (``QueuedEvent.event``) and its JSON: always
-    something the applier can store (``event_storable``), so an accepted event never
-    gets stuck."""
-    text = json.dumps({name: getattr(event, name) for name in _FIELDS}, default=str)
-    if _may_be_unstorable(text):
+class RawJSON(str):
+    """A value as JSON text, written to a JSON column as it is: the payload of an event
+    the applier only groups, which it never needs to read, so it neither decodes it from
+    the queue nor encodes it again for the alert (``payload_decoded`` when it does)."""
+
+
+def event_encode(event: AlertEvent, *, payload_text: str | None = None) -> tuple[AlertEvent, str, str]:
+    """The event as the queue stores it: the event, its JSON without the payload
+    (``QueuedEvent.event``) and the payload's JSON (``QueuedEvent.payload``), always
+    something the applier can store (``event_storable``), so an accepted event never gets
+    stuck. ``payload_text``: the payload's JSON as received (ASCII), if the caller has it."""
+    text = json.dumps({name: getattr(event, name) for name in _HEAD}, default=str)
+    payload = payload_text if payload_text is not None else json.dumps(event.payload, default=str)
+    if _may_be_unstorable(text) or _may_be_unstorable(payload):
         event = event_storable(event)
-        text = json.dumps({name: getattr(event, name) for name in _FIELDS}, default=str)
-    return event, text
+        text = json.dumps({name: getattr(event, name) for name in _HEAD}, default=str)
+        payload = json.dumps(event.payload, default=str)
+    return event, text, payload
 
 
 def event_storable(event: AlertEvent) -> AlertEvent:
     """The event with what no database column can hold replaced (``json_storable``);
     the same event when there is nothing to replace."""
+    payload_decoded(event)
     fixed = {name: json_storable(getattr(event, name)) for name in _FIELDS}
     if all(fixed[name] is getattr(event, name) for name in _FIELDS):
         return event
@@ -95,21 +106,38 @@ def event_storable(event: AlertEvent) -> AlertEvent:
 
 
 # \u0000, or a high surrogate not followed by a low one, or a low one not after a high one.
+# Case-insensitive: json.dumps writes lower-case hex digits, a sender's JSON may not.
 _UNSTORABLE_ESCAPE = re.compile(
-    r"\\u0000|\\ud[89ab][0-9a-f]{2}(?!\\ud[c-f][0-9a-f]{2})|(?<!\\ud[89ab][0-9a-f]{2})\\ud[c-f][0-9a-f]{2}"
+    r"\\u0000|\\ud[89ab][0-9a-f]{2}(?!\\ud[c-f][0-9a-f]{2})|(?<!\\ud[89ab][0-9a-f]{2})\\ud[c-f][0-9a-f]{2}",
+    re.IGNORECASE,
 )
 
 
 def _may_be_unstorable(text: str) -> bool:
-    """Whether an event's JSON (as json.dumps writes it: ASCII) may hold a NUL, a lone
-    surrogate (only as escapes) or a non-finite number (the bare words NaN / Infinity).
-    The common event has no escape and neither word: three substring searches."""
+    """Whether an event's JSON (ASCII: as json.dumps writes it, or a body that was all
+    ASCII) may hold a NUL, a lone surrogate (only as escapes) or a non-finite number
+    (the bare words NaN / Infinity). The common event has no escape and neither word:
+    three substring searches."""
     return bool("\\u" in text and _UNSTORABLE_ESCAPE.search(text)) or "NaN" in text or "Infinity" in text
 
 
-def event_from_json(text: str) -> AlertEvent:
+def event_from_json(text: str, payload_text: str = "", *, raw_payload: bool = False) -> AlertEvent:
+    """The queued event (``QueuedEvent.event`` and ``.payload``); its payload as
+    ``RawJSON`` if ``raw_payload``. Events queued before the payload had its own column
+    carry it in ``text``."""
     data = json.loads(text)
     event = AlertEvent(**{name: data[name] for name in _FIELDS if name in data})
+    if payload_text:
+        event.payload = RawJSON(payload_text) if raw_payload else json.loads(payload_text)
     # Events queued by a version before event_storable existed may hold what the
     # database refuses.
-    return event_storable(event) if _may_be_unstorable(text) else event
+    if _may_be_unstorable(text) or (payload_text and _may_be_unstorable(payload_text)):
+        return event_storable(event)
+    return event
+
+
+def payload_decoded(event: AlertEvent) -> AlertEvent:
+    """The event with its payload as a value (decoded in place if it was ``RawJSON``)."""
+    if isinstance(event.payload, RawJSON):
+        event.payload = json.loads(event.payload)
+    return event

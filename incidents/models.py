@@ -248,7 +248,7 @@ class QueuedEvent(models.Model):
     ``manage.py clock``, see ``incidents.alert_queue``) takes the oldest rows in
     batches, triages and deduplicates them into alerts and incidents, and deletes them
     in the same transaction. The row stays narrow on purpose (no foreign-key checks,
-    no index but the primary key, the event as JSON text) because every event pays
+    no index but the primary key, the event and its payload as JSON text) because every event pays
     for its insert and its delete."""
 
     integration = models.ForeignKey(
@@ -258,7 +258,12 @@ class QueuedEvent(models.Model):
     service = models.ForeignKey(
         Service, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
     )
-    event = models.TextField(help_text="The validated AlertEvent as JSON.")
+    event = models.TextField(help_text="The validated AlertEvent as JSON, without its payload.")
+    # Apart from `event` so the applier can write it to the alert as it is (most events
+    # are grouped into an open incident: nothing needs to read it), and the endpoint can
+    # store the body it received rather than encode it again. Empty for events queued
+    # before this column existed: their payload is inside `event`.
+    payload = models.TextField(blank=True, default="", help_text="The event's payload as JSON.")
     received_at = models.DateTimeField()
     # Set when the event could not be applied, nor even kept as a failed alert (the
     # database refused both): the row stays here, out of the applier's way, for an

@@ -27,10 +27,10 @@ from psycopg import pq
 
 from incidents.models import QueuedEvent
 
-Row = tuple  # (integration_id, service_id, event JSON, received_at adapted for the database)
+Row = tuple  # (integration_id, service_id, event JSON, payload JSON, received_at adapted for the database)
 
-_COLUMNS = "(integration_id, service_id, event, received_at, error)"
-_ONE = "(%s, %s, %s, %s, '')"
+_COLUMNS = "(integration_id, service_id, event, payload, received_at, error)"
+_ONE = "(%s, %s, %s, %s, %s, '')"
 
 
 def rows_write(rows: Sequence[Row]) -> None:

@@ -13,9 +13,16 @@ from incidents.events import AlertEvent, severity_from_text
 from incidents.ingestion.common import InvalidEvent, json_strict_loads, parse_json_object, render_details
 from incidents.models import AlertAction, Integration, Priority
 
+_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def is_json(content_type: str) -> bool:
+    """Whether parse_body reads a body of this type as JSON (anything but a form)."""
+    return not content_type.startswith(_FORM_TYPES)
+
 
 def parse_body(body: bytes, content_type: str) -> dict[str, Any]:
-    if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+    if not is_json(content_type):
         if content_type.startswith("multipart/"):
             raise InvalidEvent(["multipart bodies are not accepted; send JSON or url-encoded form"])
         try:

@@ -29,8 +29,11 @@ def generic_webhook(request: HttpRequest, token: str) -> JsonResponse:
     def work() -> JsonResponse:
         integration = integration_for_token(token, Integration.Kind.GENERIC)
         check_rate_limit(integration)
-        data = generic.parse_body(read_body(request), request.content_type or "")
-        keys = events_enqueue(integration=integration, events=generic.events_from(integration, data))
+        body = read_body(request)
+        data = generic.parse_body(body, request.content_type or "")
+        json_body = (data, body) if generic.is_json(request.content_type or "") else None
+        keys = events_enqueue(integration=integration, events=generic.events_from(integration, data),
+                              body=json_body)
         return JsonResponse(
             {"status": "accepted", "message": "Event accepted", "dedup_key": keys[0]}, status=202
         )
@@ -49,11 +52,12 @@ def pagerduty_enqueue(request: HttpRequest) -> JsonResponse:
     """PagerDuty Events API v2 ``/v2/enqueue``: the routing key is in the body."""
 
     def work() -> JsonResponse:
-        data = parse_json_object(read_body(request))
+        body = read_body(request)
+        data = parse_json_object(body)
         integration = _pagerduty_integration(data)
         event = pagerduty.event_from(data)
         check_rate_limit(integration)
-        keys = events_enqueue(integration=integration, events=[event])
+        keys = events_enqueue(integration=integration, events=[event], body=(data, body))
         # PagerDuty's own answer, word for word: clients may compare the message.
         return JsonResponse(
             {"status": "success", "message": "Event processed", "dedup_key": keys[0]}, status=202
@@ -84,10 +88,11 @@ def _alertmanager_like(request: HttpRequest, token: str, kind: str) -> JsonRespo
 
     def work() -> JsonResponse:
         integration = integration_for_token(token, kind)
-        data = parse_json_object(read_body(request))
+        body = read_body(request)
+        data = parse_json_object(body)
         events = alertmanager.events_from(integration, data, grafana=grafana)
         check_rate_limit(integration, events=len(events))
-        keys = events_enqueue(integration=integration, events=events)
+        keys = events_enqueue(integration=integration, events=events, body=(data, body))
         return JsonResponse(
             {"status": "accepted", "message": f"{len(keys)} event(s) accepted", "events": len(keys),
              "dedup_keys": keys},

@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
 def _row(integration, text: str | None) -> tuple:
-    return (integration.pk, integration.service_id, text, timezone.now())
+    return (integration.pk, integration.service_id, text, "{}", timezone.now())
 
 
 def _prepared_names() -> set[str]:
@@ -31,13 +31,13 @@ def test_rows_are_committed_with_their_values_and_statements_prepared_per_row_co
 ):
     integration = make_integration(service_a, "generic")
     at = timezone.now()
-    rows_write([(integration.pk, integration.service_id, '{"n": 1, "text": "café \\" \'"}', at)])
+    rows_write([(integration.pk, integration.service_id, '{"n": 1, "text": "café \\" \'"}', '{"p": 2}', at)])
     rows_write([_row(integration, f"row {i}") for i in range(3)])
     rows_write([_row(integration, "again")])
     assert connection.get_autocommit() and not connection.in_atomic_block
     assert _prepared_names() == {"ircore_queue_insert_1", "ircore_queue_insert_3"}
     first = QueuedEvent.objects.order_by("id").first()
-    assert first.event == '{"n": 1, "text": "café \\" \'"}'
+    assert first.event == '{"n": 1, "text": "café \\" \'"}' and first.payload == '{"p": 2}'
     assert first.received_at == at and first.error == ""
     assert QueuedEvent.objects.count() == 5
 
