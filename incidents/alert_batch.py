@@ -297,8 +297,8 @@ class AlertBatch:
         # resolves. Opening that incident reads and writes nothing the pending repeats
         # touch, so they stay pending and its alert and timeline entries join them
         # (write_later); for anything else alert_ingest_known writes them first (flush).
-        payload_decoded(plan.event)
-        payload_decoded(plan.triaged)
+        # alert_ingest reads the payload as a value: decoded once, shared as replace() shared it.
+        plan.triaged.payload = payload_decoded(plan.event).payload
         trigger = plan.triaged.action == AlertAction.TRIGGER
         none_open = plan.key if trigger and plan.key not in self.open else None
         known = IngestKnown(rules=self.rules[plan.team_id], window_at=self._window_for, none_open=none_open,

@@ -33,46 +33,55 @@ _TEXT_ANNOTATIONS = ("summary", "description", "message")
 _SEVERITY_RANK = {Severity.SEV1: 1, Severity.SEV2: 2, Severity.SEV3: 3, Severity.SEV4: 4}
 
 
-def _string_map(value: Any, path: str, errors: list[str], *, required: bool) -> dict[str, str]:
+def _path(prefix: str, key: str) -> str:
+    """A field's path in error messages: ``prefix`` is its object's ("" at the top level).
+    Built only on error: the validators run for every alert of every notification."""
+    return f"{prefix}.{key}" if prefix else key
+
+
+def _string_map(obj: dict[str, Any], key: str, prefix: str, errors: list[str], *,
+                required: bool) -> dict[str, str]:
+    value = obj.get(key)
+    if type(value) is dict and all(type(item) is str for item in value.values()):
+        return dict(value)  # nearly every label set
     if value is None:
         if required:
-            errors.append(f"'{path}' is required (an object of label names to values)")
+            errors.append(f"'{_path(prefix, key)}' is required (an object of label names to values)")
         return {}
     if not isinstance(value, dict):
-        errors.append(f"'{path}' must be an object of names to string values")
+        errors.append(f"'{_path(prefix, key)}' must be an object of names to string values")
         return {}
     result = {}
-    for key, item in value.items():
+    for name, item in value.items():
         if isinstance(item, str):
-            result[key] = item
+            result[name] = item
         elif isinstance(item, int | float) and not isinstance(item, bool):
-            result[key] = str(item)
+            result[name] = str(item)
         else:
-            errors.append(f"'{path}.{key}' must be a string")
+            errors.append(f"'{_path(prefix, key)}.{name}' must be a string")
     return result
 
 
 def _optional_string(obj: dict[str, Any], key: str, prefix: str, errors: list[str]) -> str:
-    """``obj[key]`` if it is a string, "" if absent; ``prefix`` is the path of ``obj``
-    in error messages ("" at the top level)."""
+    """``obj[key]`` if it is a string, "" if absent or not a string (an error then)."""
     value = obj.get(key)
     if value is None:
         return ""
     if not isinstance(value, str):
-        errors.append(f"'{prefix}.{key}' must be a string" if prefix else f"'{key}' must be a string")
+        errors.append(f"'{_path(prefix, key)}' must be a string")
         return ""
     return value
 
 
-def _status(obj: dict[str, Any], path: str, errors: list[str]) -> str:
+def _status(obj: dict[str, Any], prefix: str, errors: list[str]) -> str:
     status = obj.get("status")
+    if type(status) is str and status in STATUSES:
+        return status
     if status is None:
-        errors.append(f"'{path}' is required (firing or resolved)")
-        return ""
-    if not isinstance(status, str) or status not in STATUSES:  # a list is not even hashable
-        errors.append(f"'{path}' must be firing or resolved; got {status!r}")
-        return ""
-    return status
+        errors.append(f"'{_path(prefix, 'status')}' is required (firing or resolved)")
+    else:  # a list would not even be hashable for the look-up
+        errors.append(f"'{_path(prefix, 'status')}' must be firing or resolved; got {status!r}")
+    return ""
 
 
 def _fingerprint(labels: dict[str, str]) -> str:
@@ -95,28 +104,15 @@ _URL_FIELDS = (("generatorURL", "Source"), ("silenceURL", "Silence"), ("dashboar
                ("panelURL", "Panel"), ("imageURL", "Image"))
 
 
-def _strings_only(value: Any) -> dict[str, str] | None:
-    """A copy of ``value`` if it is a non-empty object of strings (nearly every label
-    set): the fast path, which builds no field paths for error messages."""
-    if type(value) is dict and value and all(type(item) is str for item in value.values()):
-        return dict(value)
-    return None
-
-
 class _Alert:
-    """One validated entry of ``alerts``. Field paths for error messages are built only
-    when there is an error: this runs for every alert of every notification."""
+    """One validated entry of ``alerts``."""
 
     def __init__(self, raw: dict[str, Any], index: int, errors: list[str], *, grafana: bool):
         path = f"alerts[{index}]"
         self.raw = raw
-        status = raw.get("status")
-        self.status = status if type(status) is str and status in STATUSES else \
-            _status(raw, f"{path}.status", errors)
-        labels, annotations = raw.get("labels"), raw.get("annotations")
-        self.labels = _strings_only(labels) or _string_map(labels, f"{path}.labels", errors, required=True)
-        self.annotations = _strings_only(annotations) or _string_map(
-            annotations, f"{path}.annotations", errors, required=False)
+        self.status = _status(raw, path, errors)
+        self.labels = _string_map(raw, "labels", path, errors, required=True)
+        self.annotations = _string_map(raw, "annotations", path, errors, required=False)
         fingerprint = raw.get("fingerprint")
         if fingerprint is None or fingerprint == "":
             if grafana:
@@ -132,12 +128,8 @@ class _Alert:
         self.ends_at = _optional_string(raw, "endsAt", path, errors)
         self.urls: list[tuple[str, str]] = []
         for field, text in _URL_FIELDS:
-            url = raw.get(field)
-            if url is None:
-                continue
-            if not isinstance(url, str):
-                errors.append(f"'{path}.{field}' must be a string")
-            elif _is_url(url):
+            url = _optional_string(raw, field, path, errors)
+            if url and _is_url(url):
                 self.urls.append((url, text))
         runbook = self.annotations.get("runbook_url", "")
         if _is_url(runbook):
@@ -201,7 +193,7 @@ def events_from(integration: Integration, data: dict[str, Any], *, grafana: bool
     version = data.get("version")
     if not grafana and version is not None and str(version) != SUPPORTED_VERSION:
         errors.append(f"'version' {version!r} is not supported; ircore reads webhook version 4")
-    status = _status(data, "status", errors)
+    status = _status(data, "", errors)
     raw_alerts = data.get("alerts")
     alerts: list[_Alert] = []
     if raw_alerts is None:
@@ -218,10 +210,9 @@ def events_from(integration: Integration, data: dict[str, Any], *, grafana: bool
             alerts.append(_Alert(raw, i, errors, grafana=grafana))
     group_key = _optional_string(data, "groupKey", "", errors)
     external_url = _optional_string(data, "externalURL", "", errors)
-    common_labels = _string_map(data.get("commonLabels"), "commonLabels", errors, required=False)
-    common_annotations = _string_map(data.get("commonAnnotations"), "commonAnnotations", errors,
-                                     required=False)
-    group_labels = _string_map(data.get("groupLabels"), "groupLabels", errors, required=False)
+    common_labels = _string_map(data, "commonLabels", "", errors, required=False)
+    common_annotations = _string_map(data, "commonAnnotations", "", errors, required=False)
+    group_labels = _string_map(data, "groupLabels", "", errors, required=False)
     title = _optional_string(data, "title", "", errors) if grafana else ""
     by_group = (integration.options or {}).get("group_by") == "group"
     if by_group and not group_key:
