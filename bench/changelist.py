@@ -144,9 +144,15 @@ def generate(incidents: int, alerts: int) -> dict[str, Any]:
         # (power of a uniform draw) so a few incidents carry thousands of alerts.
         with connection.cursor() as cursor:
             cursor.execute("SELECT setseed(0.42)")
+        # Rows are written in the order they were received, as the applier writes them:
+        # the table's physical order then follows received_at, as in a real database
+        # (in join order, the last 30 days' alerts were spread over most of the table's
+        # pages, and the console's alert-text search read 19,600 pages instead of 1,400).
+        received_at = "i.triggered_at + mod(s.g, 3600) * interval '1 second'"
         pick = (f"(SELECT g, CASE WHEN g <= {incidents} THEN g "
                 f"ELSE 1 + floor({incidents} * power(random(), 3))::bigint END AS n "
-                f"FROM generate_series(1, {alerts}) AS g) AS s JOIN {inc} AS i ON i.number = s.n")
+                f"FROM generate_series(1, {alerts}) AS g) AS s JOIN {inc} AS i ON i.number = s.n "
+                f"ORDER BY {received_at}")
         _insert_select(Alert, {
             "integration_id": f"({integration_ids})[1 + mod(i.number, {nsvc})]",
             "service_id": "i.service_id",
@@ -159,7 +165,7 @@ def generate(incidents: int, alerts: int) -> dict[str, Any]:
             "payload": ("jsonb_build_object('summary', i.title, 'source', 'host-' || mod(i.number, 977), "
                         "'severity', 'error', 'custom_details', jsonb_build_object('n', s.g))"),
             "outcome": f"CASE WHEN s.g <= {incidents} THEN 'opened' ELSE 'grouped' END",
-            "received_at": "i.triggered_at + mod(s.g, 3600) * interval '1 second'",
+            "received_at": received_at,
         }, pick, [])
         alert = Alert._meta.db_table
         step("alerts")

@@ -16,6 +16,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
+from django.contrib.admin.views.main import SEARCH_VAR
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
@@ -59,6 +60,12 @@ User = get_user_model()
 
 ALERTS_SHOWN = 25
 ALERT_SEARCH_DAYS = 30
+# At most this many incidents (the newest) are found by their alerts' text.
+ALERT_SEARCH_INCIDENTS = 5_000
+# A search counts its matches up to here (20 pages), not CappedCountPaginator's 10,000:
+# a common word matches tens of thousands of incidents, and counting 10,000 of them took
+# 45 ms of the page's ~180 (1,000: 7 ms). Past this, refine the search.
+SEARCH_COUNT_CAP = 1_000
 CHANGES_BEFORE_HOURS = 6
 TIMELINE_SHOWN = 100
 
@@ -125,7 +132,9 @@ class IncidentAdmin(TeamScopedAdmin):
     responders_can_change = True
     list_display = ["ref_display", "title_display", "severity_display", "status_display",
                     "service", "age", "acknowledged_by_display", "alerts_display"]
-    list_display_links = ["ref_display", "title_display"]
+    # One link per row: on a filtered or searched page Django resolves every row link's
+    # URL again to carry the filters over (add_preserved_filters), ~0.35 ms each.
+    list_display_links = ["title_display"]
     list_filter = ["status", "severity", "priority", ("service", ScopedRelatedFilter),
                    ("team", ScopedRelatedFilter), "triggered_at", "in_maintenance"]
     list_select_related = ["service", "acknowledged_by"]
@@ -187,6 +196,13 @@ class IncidentAdmin(TeamScopedAdmin):
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
         return super().changelist_view(request, {"title": "Incidents", **(extra_context or {})})
 
+    def get_paginator(self, request: HttpRequest, queryset: QuerySet, per_page: int, orphans: int = 0,
+                      allow_empty_first_page: bool = True) -> CappedCountPaginator:
+        paginator = super().get_paginator(request, queryset, per_page, orphans, allow_empty_first_page)
+        if request.GET.get(SEARCH_VAR, "").strip():
+            paginator.CAP = SEARCH_COUNT_CAP
+        return paginator
+
     def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> Any:
         term = search_term.strip()
         if not term:
@@ -196,12 +212,20 @@ class IncidentAdmin(TeamScopedAdmin):
             return queryset.filter(number=number), False
         # Alert text is searched over the last ALERT_SEARCH_DAYS only: scanning every alert
         # ever received (a million rows) for a substring takes seconds; the received_at
-        # index bounds it, and older incidents are still found by their title.
+        # index bounds it, and older incidents are still found by their title. The
+        # matching incidents are read once, here, as a list: as a subquery OR-ed with the
+        # title it ran twice (the page and its count) and kept PostgreSQL from using the
+        # title's trigram index (migration 0006), scanning every incident instead.
         recent = timezone.now() - timedelta(days=ALERT_SEARCH_DAYS)
-        matches = Q(title__icontains=term) | Q(
-            pk__in=Alert.objects.filter(received_at__gte=recent, summary__icontains=term)
-            .values("incident_id")
-        )
+        alerts = Alert.objects.filter(received_at__gte=recent, summary__icontains=term)
+        if permissions.visible_team_ids(request.user) is not None:
+            # As a list, not a join: the planner cannot estimate a substring's selectivity
+            # and joined services in a nested loop, reading the recent alerts once per service.
+            services = permissions.scope_queryset(Service.objects.all(), request.user)
+            alerts = alerts.filter(service_id__any_of=list(services.values_list("pk", flat=True)))
+        newest_first = alerts.values_list("incident_id", flat=True).order_by("-incident_id").distinct()
+        from_alerts = list(newest_first[:ALERT_SEARCH_INCIDENTS])
+        matches = Q(title__icontains=term) | Q(pk__any_of=from_alerts)
         if number is not None:
             matches |= Q(number=number)
         return queryset.filter(matches), False

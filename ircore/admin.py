@@ -6,12 +6,15 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
+from django.utils.html import format_html
+from django.utils.translation import gettext
 
 from ircore import permissions
 from ircore.models import Team, TeamMembership
@@ -99,6 +102,16 @@ class TeamScopedAdmin(admin.ModelAdmin):
 
     def _team_id(self, obj: Any) -> int | None:
         return team_id_of(obj, self.team_field)
+
+    def action_checkbox(self, obj: Any) -> str:
+        # Django's markup exactly (a test compares them), written directly: Django renders
+        # a CheckboxInput through the template engine for every row, a fifth of a 50-row
+        # changelist's server time.
+        label = format_html(gettext("Select this object for an action - {}"), str(obj))
+        return format_html(
+            '<input type="checkbox" name="{}" value="{}" class="action-select" aria-label="{}">',
+            ACTION_CHECKBOX_NAME, str(obj.pk), label)
+
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return permissions.scope_queryset(super().get_queryset(request), request.user, self.team_field)

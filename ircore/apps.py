@@ -11,6 +11,9 @@ class IrcoreConfig(AppConfig):
         # Inbound email from the ESP webhooks joins the same store-and-enqueue path as SMTP.
         from ircore import inbound, inbound_anymail, tasks
         from ircore.clock import clock_job_register
+        from ircore.lookups import lookups_register
+
+        lookups_register()
 
         inbound_anymail.connect()
         clock_job_register("inbound_requeue", inbound.inbound_requeue, every=30)

@@ -133,6 +133,72 @@ def test_alert_text_search_is_bounded_to_recent_alerts(login, responder, service
     assert results(client, q="zookeeper") == [old]
 
 
+def test_alert_text_search_lists_the_newest_incidents_up_to_its_cap(login, responder, service_a, raise_alert,
+                                                                    monkeypatch):
+    from incidents import admin_incident
+
+    monkeypatch.setattr(admin_incident, "ALERT_SEARCH_INCIDENTS", 2)
+    titled = raise_alert(service_a, "kernel panic storm")  # the title is searched whatever the cap
+    found = []
+    for n in range(3):
+        incident = raise_alert(service_a, f"node {n} unreachable", key=f"n{n}")
+        raise_alert(service_a, f"kernel panic on node {n}", key=f"n{n}")  # grouped: alert text only
+        found.append(incident)
+    client = login(responder)
+    assert results(client, q="kernel panic") == [found[2], found[1], titled]
+
+
+def test_alert_text_search_cap_is_spent_on_the_users_teams(login, responder, service_a, service_b,
+                                                           raise_alert, monkeypatch):
+    """With the cap at one, another team's newer match must not take the only place."""
+    from incidents import admin_incident
+
+    monkeypatch.setattr(admin_incident, "ALERT_SEARCH_INCIDENTS", 1)
+    mine = raise_alert(service_a, "api errors", key="a")
+    raise_alert(service_a, "etcd leader lost", key="a")
+    raise_alert(service_b, "search errors", key="b")
+    raise_alert(service_b, "etcd leader lost", key="b")
+    assert results(login(responder), q="etcd leader") == [mine]
+
+
+def test_search_terms_with_like_wildcards_match_literally(login, responder, service_a, raise_alert):
+    percent = raise_alert(service_a, "disk 100% full", key="d")
+    raise_alert(service_a, "disk 1000 inodes left", key="e")
+    underscore = raise_alert(service_a, "api", key="f")
+    raise_alert(service_a, "job_runner stalled", key="f")  # alert text only
+    raise_alert(service_a, "jobXrunner stalled", key="g")
+    client = login(responder)
+    assert results(client, q="100%") == [percent]
+    assert results(client, q="job_runner") == [underscore]
+
+
+def test_search_counts_fewer_matches_than_the_plain_list(login, responder, service_a, raise_alert,
+                                                          monkeypatch):
+    from incidents import admin_incident
+
+    monkeypatch.setattr(admin_incident, "SEARCH_COUNT_CAP", 2)
+    monkeypatch.setattr(CappedCountPaginator, "CAP", 4)
+    for n in range(5):
+        raise_alert(service_a, f"pod {n} crash looping")
+    client = login(responder)
+    with CaptureQueriesContext(connection) as ctx:
+        response = client.get("/admin/incidents/incident/", {"q": "crash loop"})
+    assert response.context["cl"].result_count == 3  # "more than 2"
+    counts = [q["sql"] for q in ctx.captured_queries if "COUNT(" in q["sql"].upper()]
+    assert counts and all("LIMIT 3" in sql for sql in counts), counts
+    assert client.get("/admin/incidents/incident/").context["cl"].result_count == 5
+
+
+def test_row_checkbox_is_djangos_markup(service_a, raise_alert):
+    """TeamScopedAdmin writes the action checkbox itself (speed); it must stay Django's."""
+    incident = raise_alert(service_a, 'quotes " and <b>tags</b> & more')
+    model_admin = admin.site._registry[Incident]
+    assert model_admin.action_checkbox(incident) == admin.ModelAdmin.action_checkbox(model_admin, incident)
+    service_admin = admin.site._registry[type(service_a)]
+    django_markup = admin.ModelAdmin.action_checkbox(service_admin, service_a)
+    assert service_admin.action_checkbox(service_a) == django_markup
+
+
 def _count(client, url) -> int:
     client.get(url)
     with CaptureQueriesContext(connection) as ctx:

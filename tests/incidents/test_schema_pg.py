@@ -36,3 +36,15 @@ def test_team_and_service_are_indexed_only_through_the_composite_indexes():
     assert ("team_id",) not in indexed and ("service_id",) not in indexed
     assert ("team_id", "triggered_at") in indexed
     assert ("service_id", "dedup_key") in indexed
+
+
+def test_title_search_can_use_the_trigram_index():
+    """The index (migration 0006) must be on the very expression Django writes for
+    ``title__icontains``, or PostgreSQL reads every incident for each console search."""
+    sql, params = (Incident.objects.filter(title__icontains="certificate").order_by().values("pk")
+                   .query.sql_with_params())
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute(f"EXPLAIN {sql}", params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "incidents_incident_title_trgm" in plan, plan
