@@ -14,15 +14,16 @@ def trigram_index_create(apps, schema_editor):
     if schema_editor.connection.vendor != "postgresql":
         return
     table = schema_editor.quote_name(apps.get_model("incidents", "Incident")._meta.db_table)
+    create_index = f"CREATE INDEX IF NOT EXISTS {INDEX} ON {table} USING gin (UPPER(title::text) gin_trgm_ops)"
     try:
         with transaction.atomic(using=schema_editor.connection.alias):
             schema_editor.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
     except DatabaseError as exc:
-        print(f"\n  pg_trgm is not available ({exc.__class__.__name__}: {str(exc).strip()}); "
-              "incident search will work without its index.")
+        print(f"\n  pg_trgm could not be created ({exc.__class__.__name__}: {str(exc).strip()}).\n"
+              "  Incident search works without its index, slower. To add it, as a superuser:\n"
+              f"    CREATE EXTENSION IF NOT EXISTS pg_trgm; {create_index};")
         return
-    schema_editor.execute(
-        f"CREATE INDEX IF NOT EXISTS {INDEX} ON {table} USING gin (UPPER(title::text) gin_trgm_ops)")
+    schema_editor.execute(create_index)
 
 
 def trigram_index_drop(apps, schema_editor):

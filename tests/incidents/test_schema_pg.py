@@ -48,3 +48,33 @@ def test_title_search_can_use_the_trigram_index():
         cursor.execute(f"EXPLAIN {sql}", params)
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert "incidents_incident_title_trgm" in plan, plan
+
+
+def test_without_pg_trgm_the_migration_goes_on_and_says_how_to_add_it(capsys):
+    """A database user that may not create extensions: the migration must not fail (the
+    rest of the install goes on), must not leave anything half made, and must print the
+    statements an administrator runs later."""
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module("incidents.migrations.0006_incident_title_trigram")
+    with connection.cursor() as cursor:  # all of it is rolled back with the test's transaction
+        cursor.execute(f"DROP INDEX {migration.INDEX}")
+        cursor.execute("DROP EXTENSION pg_trgm")
+        cursor.execute("CREATE ROLE ircore_no_extensions")
+        cursor.execute("GRANT ircore_no_extensions TO CURRENT_USER")
+        database = connection.ops.quote_name(connection.settings_dict["NAME"])
+        cursor.execute(f"REVOKE CREATE ON DATABASE {database} FROM PUBLIC")
+        cursor.execute("SET LOCAL ROLE ircore_no_extensions")
+    with connection.schema_editor() as editor:
+        migration.trigram_index_create(apps, editor)
+    with connection.cursor() as cursor:
+        cursor.execute("RESET ROLE")
+        cursor.execute("SELECT count(*) FROM pg_indexes WHERE indexname = %s", [migration.INDEX])
+        assert cursor.fetchone() == (0,)
+        cursor.execute("SELECT count(*) FROM pg_extension WHERE extname = 'pg_trgm'")
+        assert cursor.fetchone() == (0,)
+    printed = capsys.readouterr().out
+    assert "pg_trgm could not be created" in printed
+    assert "CREATE EXTENSION IF NOT EXISTS pg_trgm;" in printed and "gin_trgm_ops" in printed
