@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import threading
 import weakref
+from collections import deque
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -110,18 +111,36 @@ def _check(result: pq.abc.PGresult) -> None:
 
 
 class _Slot:
-    __slots__ = ("done", "error", "rows")
+    """One request's rows, and how its thread is woken: exactly once, either because its
+    rows were written (``done``) or because it is to lead the next statement."""
+
+    __slots__ = ("done", "error", "rows", "_wake")
 
     def __init__(self, rows: Sequence[Row]) -> None:
         self.rows = rows
         self.done = False
         self.error: BaseException | None = None
+        self._wake = threading.Lock()
+        self._wake.acquire()
+
+    def wait(self) -> None:
+        self._wake.acquire()
+
+    def wake(self) -> None:
+        self._wake.release()
 
 
 class GroupCommit:
+    """At most one thread (the leader) writes at a time; requests that arrive meanwhile
+    queue up in order. When its statement is committed the leader wakes exactly the
+    requests it carried, and hands the lead to the oldest request still waiting (whose
+    rows then head the next statement), or lets it lapse when none is. No thread is
+    woken only to find it has nothing to do: under load every wake-up is a context
+    switch and a wait for the interpreter lock."""
+
     def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._pending: list[_Slot] = []
+        self._lock = threading.Lock()
+        self._pending: deque[_Slot] = deque()
         self._leading = False
         # Rows per statement: bounded, so one statement stays far below PostgreSQL's and
         # SQLite's parameter limits.
@@ -133,33 +152,41 @@ class GroupCommit:
             rows_write(rows)
             return
         slot = _Slot(rows)
-        with self._cond:
+        with self._lock:
             self._pending.append(slot)
-        while True:
-            with self._cond:
-                while self._leading and not slot.done:
-                    self._cond.wait()
-                if slot.done:
-                    break
-                # Lead: write the oldest waiting rows (ours among them, or in a later round).
-                self._leading = True
-                batch = self._take()
-            try:
-                errors = self._write(batch)
-            except BaseException as exc:  # a bug or an interrupt: every row of the batch learns it
-                errors = {id(s): exc for s in batch}
-            with self._cond:
-                for s in batch:
-                    s.done, s.error = True, errors.get(id(s))
-                self._leading = False
-                self._cond.notify_all()  # their requests return, or one of them leads next
+            lead = not self._leading
+            self._leading = True
+        if not lead:
+            slot.wait()
+        if not slot.done:
+            self._lead(slot)
         if slot.error is not None:
             raise slot.error
+
+    def _lead(self, own: _Slot) -> None:
+        # ``own`` heads the queue: a new leader found it empty, a successor was its head.
+        with self._lock:
+            batch = self._take()
+        try:
+            errors = self._write(batch)
+        except BaseException as exc:  # a bug or an interrupt: every row of the batch learns it
+            errors = {id(s): exc for s in batch}
+        for s in batch:
+            s.done, s.error = True, errors.get(id(s))
+        with self._lock:
+            successor = self._pending[0] if self._pending else None
+            if successor is None:
+                self._leading = False
+        if successor is not None:
+            successor.wake()  # first: the next commit starts while these requests answer
+        for s in batch:
+            if s is not own:
+                s.wake()
 
     def _take(self) -> list[_Slot]:
         batch, count = [], 0
         while self._pending and (not batch or count + len(self._pending[0].rows) <= self.max_rows):
-            slot = self._pending.pop(0)
+            slot = self._pending.popleft()
             batch.append(slot)
             count += len(slot.rows)
         return batch

@@ -51,6 +51,23 @@ def test_concurrent_requests_share_statements_and_all_rows_are_committed(
     assert len(slow_writes) < 16, slow_writes  # some commits carried several requests' rows
 
 
+def test_each_request_returns_only_once_its_own_rows_are_committed(
+    transactional_db, service_a, make_integration, slow_writes
+):
+    """Whoever wrote them (the request itself or the leader of its statement), a request's
+    rows are visible to its own connection, which sees only committed rows, as it returns."""
+    integration = make_integration(service_a, "generic")
+    group = GroupCommit()
+
+    def work(i: int) -> bool:
+        group.insert([row(integration, f"seen {i}")])
+        return QueuedEvent.objects.filter(event=f"seen {i}").exists()
+
+    assert in_threads(12, work) == [True] * 12
+    assert len(slow_writes) < 12, slow_writes  # some requests' rows were written by another
+    assert not group._pending and not group._leading  # the lead lapsed with nothing left
+
+
 def test_a_refused_request_does_not_fail_the_others(
     transactional_db, service_a, make_integration, slow_writes
 ):
