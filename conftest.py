@@ -12,6 +12,7 @@ import socket
 from pathlib import Path
 
 import pytest
+from django.db import connections
 
 from ircore.testing import SmtpCollector, free_loopback_port, redis_server_start
 
@@ -231,6 +232,11 @@ def browser(monkeypatch):
             yield chromium
         finally:
             chromium.close()
+            # Inside Playwright's sync API the test runs in another context, where Django's
+            # connection handler (context-local) opened connections of its own; closed
+            # here, or they outlive the test and PostgreSQL refuses to drop the test
+            # database at the end of the run ("being accessed by other users").
+            connections.close_all()
 
 
 @pytest.fixture
