@@ -29,6 +29,7 @@ from django.utils.html import format_html
 
 from incidents.admin import (
     CappedCountPaginator,
+    CappedSelectAcross,
     ScopedRelatedFilter,
     _incident_number,
     person,
@@ -128,7 +129,7 @@ def _form_errors(form: forms.Form) -> str:
 
 
 @admin.register(Incident)
-class IncidentAdmin(TeamScopedAdmin):
+class IncidentAdmin(CappedSelectAcross, TeamScopedAdmin):
     responders_can_change = True
     list_display = ["ref_display", "title_display", "severity_display", "status_display",
                     "service", "age", "acknowledged_by_display", "alerts_display"]

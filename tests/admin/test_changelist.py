@@ -106,6 +106,7 @@ def test_capped_count_paginator(login, admin_user, service_a, raise_alert, monke
     cl = response.context["cl"]
     assert cl.result_count == 4  # CAP + 1 means "more than 3", found without counting the table
     assert [a.summary for a in cl.result_list] == ["alert 5", "alert 4"]
+    assert "more than 3 alerts</span>" in response.content.decode()
     counts = [q["sql"] for q in ctx.captured_queries if "COUNT(" in q["sql"].upper()]
     assert counts and all("LIMIT 4" in sql for sql in counts), counts
     response = client.get("/admin/incidents/alert/", {"p": 2})
@@ -184,12 +185,36 @@ def test_search_counts_fewer_matches_than_the_plain_list(login, responder, servi
     with CaptureQueriesContext(connection) as ctx:
         response = client.get("/admin/incidents/incident/", {"q": "crash loop"})
     assert response.context["cl"].result_count == 3  # "more than 2"
-    assert "More than 2 incidents match" in response.content.decode()
+    html = response.content.decode()
+    assert "More than 2 incidents match" in html
+    paginator_line = html[html.index('<p class="paginator">'):].split("</p>")[0]
+    assert "more than 2 incidents" in paginator_line and "3 incidents" not in paginator_line
     counts = [q["sql"] for q in ctx.captured_queries if "COUNT(" in q["sql"].upper()]
     assert counts and all("LIMIT 3" in sql for sql in counts), counts
     response = client.get("/admin/incidents/incident/")
     assert response.context["cl"].result_count == 5
-    assert b'data-testid="count-capped"' not in response.content
+    assert b'data-testid="count-capped' not in response.content and b"5 incidents" in response.content
+
+
+def test_select_all_is_refused_when_the_count_is_capped(login, responder, service_a, raise_alert,
+                                                        monkeypatch):
+    """"Select all N" acts on every match; with a capped count N is not the number of rows."""
+    from incidents import admin_incident
+
+    monkeypatch.setattr(admin_incident, "SEARCH_COUNT_CAP", 2)
+    crashing = [raise_alert(service_a, f"pod {n} crash looping") for n in range(4)]
+    other = raise_alert(service_a, "disk full")
+    client = login(responder)
+    post = {"action": "resolve_selected", "select_across": "1", "index": "0",
+            "_selected_action": [crashing[0].pk]}
+    response = client.post("/admin/incidents/incident/?q=crash+loop", post, follow=True)
+    assert "More than 2 rows match" in response.content.decode()
+    assert not Incident.objects.filter(status="resolved").exists()
+    # Not capped: "all" is what it says.
+    monkeypatch.setattr(admin_incident, "SEARCH_COUNT_CAP", 10)
+    response = client.post("/admin/incidents/incident/?q=crash+loop", post, follow=True)
+    assert set(Incident.objects.filter(status="resolved")) == set(crashing)
+    assert Incident.objects.get(pk=other.pk).status == "triggered"
 
 
 def test_row_checkbox_is_djangos_markup(service_a, raise_alert):
