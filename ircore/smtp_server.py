@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections
+from django.db import DatabaseError, connections
 
 from ircore import inbound
 from ircore.models import InboundMessage, SecurityLogEntry
@@ -29,14 +29,18 @@ T = TypeVar("T")
 
 
 async def _db(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run ORM work off the event loop (Django refuses it in async code)."""
+    """Run ORM work off the event loop (Django refuses it in async code).
+
+    Each call runs in a fresh copy of the event loop's context, and Django's connections
+    are context-local: whatever the call opens no later call will see. So it is closed
+    here, whatever CONN_MAX_AGE says; left to the garbage collector, every message left
+    an idle PostgreSQL session behind until a cyclic collection happened to run."""
 
     def run() -> T:
-        close_old_connections()
         try:
             return func(*args, **kwargs)
         finally:
-            close_old_connections()
+            connections.close_all()
 
     return await asyncio.to_thread(run)
 

@@ -160,3 +160,39 @@ def test_starttls_when_a_certificate_is_configured(transactional_db, settings, t
     finally:
         controller.stop()
     assert Incident.objects.get().title == "Disk full on db1"
+
+
+def _other_sessions() -> int:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                       " AND pid <> pg_backend_pid() AND backend_type = 'client backend'")
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.postgres
+def test_the_listener_leaves_no_database_session_behind(smtp_server, integration_address):
+    """Each message's database work runs in a fresh context (asyncio.to_thread), whose
+    connection no later message reuses: it must be closed, not left to the garbage collector
+    (with CONN_MAX_AGE it outlived the message, one idle PostgreSQL session per email)."""
+    import gc
+    import time
+
+    from ircore.models import InboundMessage
+
+    gc.collect()
+    gc.disable()  # what the collector would close is exactly what must not be left over
+    try:
+        before = _other_sessions()
+        for n in range(4):
+            with smtplib.SMTP(smtp_server.hostname, smtp_server.port, timeout=10) as client:
+                client.send_message(make_email(subject=f"Disk full on db{n}", to=integration_address),
+                                    from_addr="nagios@monitoring.example.com", to_addrs=[integration_address])
+        deadline = time.monotonic() + 3
+        while _other_sessions() > before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _other_sessions() == before
+    finally:
+        gc.enable()
+    assert InboundMessage.objects.filter(status="processed").count() == 4
