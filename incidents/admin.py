@@ -50,6 +50,12 @@ from ircore.models import Team
 # --------------------------------------------------------------------------- shared pieces
 
 
+# Free-text search over alert text looks at the alerts of the last ALERT_SEARCH_DAYS: a
+# substring cannot use an index, and over a million alerts a word that matched nothing
+# read them all (0.7-0.9 s per page). Older ones: by incident title, or a date filter.
+ALERT_SEARCH_DAYS = 30
+
+
 class CappedCountPaginator(Paginator):
     """Counts at most ``CAP + 1`` rows, so a page of a million-row table never runs a
     full COUNT(*); past the cap the changelist shows "10000 results" and still pages."""
@@ -564,7 +570,9 @@ class AlertAdmin(CappedSelectAcross, ReadOnlyAdminMixin, ServiceScopedAdmin):
                    "received_at"]
     list_select_related = ["service", "incident"]
     search_fields = ["summary"]
-    search_help_text = "Words in the summary, an exact dedup key, or INC-42 for an incident's alerts."
+    search_help_text = (f"Words in the summary or an exact dedup key, among the last {ALERT_SEARCH_DAYS} "
+                        "days' alerts (pick a date filter to search further back); or INC-42 for an "
+                        "incident's alerts.")
     paginator = CappedCountPaginator
     list_per_page = 50
     show_full_result_count = False
@@ -580,6 +588,9 @@ class AlertAdmin(CappedSelectAcross, ReadOnlyAdminMixin, ServiceScopedAdmin):
         number = _incident_number(term)
         if number is not None and term.lower().startswith("inc"):
             return queryset.filter(incident__number=number), False
+        if not any(key.startswith("received_at__") for key in request.GET):  # no date filter chosen
+            recent = timezone.now() - timedelta(days=ALERT_SEARCH_DAYS)
+            queryset = queryset.filter(received_at__gte=recent)
         return queryset.filter(Q(summary__icontains=term) | Q(dedup_key=term)), False
 
     def has_act_permission(self, request: HttpRequest, obj: Any = None) -> bool:

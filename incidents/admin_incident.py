@@ -28,6 +28,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from incidents.admin import (
+    ALERT_SEARCH_DAYS,
     CappedCountPaginator,
     CappedSelectAcross,
     ScopedRelatedFilter,
@@ -60,7 +61,6 @@ from ircore.admin import TeamScopedAdmin
 User = get_user_model()
 
 ALERTS_SHOWN = 25
-ALERT_SEARCH_DAYS = 30
 # At most this many incidents (the newest) are found by their alerts' text.
 ALERT_SEARCH_INCIDENTS = 5_000
 # A search counts its matches up to here (20 pages), not CappedCountPaginator's 10,000:

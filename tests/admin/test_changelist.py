@@ -134,6 +134,37 @@ def test_alert_text_search_is_bounded_to_recent_alerts(login, responder, service
     assert results(client, q="zookeeper") == [old]
 
 
+def test_alert_changelist_search_looks_at_recent_alerts_unless_a_date_filter_says(
+        login, responder, service_a, make_integration):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from incidents.events import AlertEvent
+    from incidents.services import alert_ingest
+
+    integration = make_integration(service_a)
+    old_at = timezone.now() - timedelta(days=40)
+    old = alert_ingest(integration=integration, received_at=old_at,
+                       event=AlertEvent(summary="zookeeper session expired", dedup_key="zk")).alert
+    new = alert_ingest(integration=integration,
+                       event=AlertEvent(summary="zookeeper again", dedup_key="zk2")).alert
+    client = login(responder)
+
+    def found(**params):
+        response = client.get("/admin/incidents/alert/", params)
+        assert response.status_code == 200
+        return list(response.context["cl"].result_list)
+
+    assert found(q="zookeeper") == [new]
+    assert found(q="zk") == []  # exact dedup key: "zk" is the old one's
+    assert found(q="zk2") == [new]
+    since = (timezone.now() - timedelta(days=60)).strftime("%Y-%m-%d")
+    assert found(q="zookeeper", received_at__gte=since) == [new, old]
+    assert found(q="zk", received_at__gte=since) == [old]
+    assert found(q=f"INC-{old.incident.number}") == [old]  # by incident: not bounded by date
+
+
 def test_alert_text_search_lists_the_newest_incidents_up_to_its_cap(login, responder, service_a, raise_alert,
                                                                     monkeypatch):
     from incidents import admin_incident
