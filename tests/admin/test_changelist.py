@@ -159,7 +159,7 @@ def test_alert_changelist_search_looks_at_recent_alerts_unless_a_date_filter_say
     assert found(q="zookeeper") == [new]
     assert found(q="zk") == []  # exact dedup key: "zk" is the old one's
     assert found(q="zk2") == [new]
-    since = (timezone.now() - timedelta(days=60)).strftime("%Y-%m-%d")
+    since = (timezone.now() - timedelta(days=60)).strftime("%Y-%m-%d 00:00:00+00:00")
     assert found(q="zookeeper", received_at__gte=since) == [new, old]
     assert found(q="zk", received_at__gte=since) == [old]
     assert found(q=f"INC-{old.incident.number}") == [old]  # by incident: not bounded by date
