@@ -55,6 +55,7 @@ from incidents.services import (
     suppressed_detail,
 )
 from incidents.triage import TriageResult, triage_apply
+from ircore.lookups import any_of_sql
 
 log = logging.getLogger(__name__)
 
@@ -238,16 +239,14 @@ class AlertBatch:
         services = sorted({s for s, _ in wanted})
         keys = sorted({k for _, k in wanted})
         columns = ", ".join(_OPEN_INCIDENT_FIELDS)
-        if connection.vendor == "postgresql":
-            # Arrays: one statement text whatever the batch, which psycopg parses once
-            # (an IN list of a few hundred placeholders was parsed anew for every batch).
-            where, params = "service_id = ANY(%s) AND dedup_key = ANY(%s)", [services, keys]
-        else:
-            where = (f"service_id IN ({', '.join(['%s'] * len(services))})"
-                     f" AND dedup_key IN ({', '.join(['%s'] * len(keys))})")
-            params = [*services, *keys]
+        # Each list as one parameter: one statement text whatever the batch, which psycopg
+        # parses once (an IN list of a few hundred placeholders was parsed anew every batch).
+        by_service, service_params = any_of_sql("service_id", services, connection.vendor)
+        by_key, key_params = any_of_sql("dedup_key", keys, connection.vendor)
+        params = [*service_params, *key_params]
         sql = (
-            f"SELECT {columns} FROM {Incident._meta.db_table} WHERE {where} AND status <> %s"
+            f"SELECT {columns} FROM {Incident._meta.db_table}"
+            f" WHERE {by_service} AND {by_key} AND status <> %s"
             " ORDER BY id"  # the same lock order in every batch
             f"{' FOR UPDATE' if connection.features.has_select_for_update else ''}"
         )

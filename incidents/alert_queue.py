@@ -44,6 +44,7 @@ from incidents.models import Integration, QueuedEvent
 from incidents.queue_insert import group_commit
 from incidents.services import alert_ingest, alert_store_failed
 from ircore.counters import counter_next
+from ircore.lookups import any_of_sql
 
 log = logging.getLogger(__name__)
 
@@ -165,13 +166,9 @@ def _waiting_oldest(limit: int) -> list[Queued]:
 def _queue_delete(pks: list[int]) -> None:
     if not pks:
         return
+    where, params = any_of_sql("id", pks, connection.vendor)  # one parameter: no SQLite limit to mind
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(f"DELETE FROM {_QUEUE} WHERE id = ANY(%s)", [pks])
-        else:
-            for start in range(0, len(pks), 500):  # SQLite's parameter limit
-                chunk = pks[start:start + 500]
-                cursor.execute(f"DELETE FROM {_QUEUE} WHERE id IN ({', '.join(['%s'] * len(chunk))})", chunk)
+        cursor.execute(f"DELETE FROM {_QUEUE} WHERE {where}", params)
 
 
 def queue_drain(*, limit: int = BATCH_SIZE) -> int:

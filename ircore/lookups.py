@@ -3,7 +3,8 @@
 Django's ``__in`` writes one placeholder per value; a list of a few thousand ids then
 costs more to compile and to parse (psycopg splits the statement text anew for every
 length) than the query takes to run. Here the list is one PostgreSQL array
-(``= ANY(%s)``) or one JSON text on SQLite (``IN (SELECT value FROM json_each(%s))``).
+(``= ANY(%s)``) or one JSON text on SQLite (``IN (SELECT value FROM json_each(%s))``);
+``any_of_sql`` writes the same for raw statements.
 """
 
 from __future__ import annotations
@@ -13,6 +14,16 @@ from typing import Any
 
 from django.db import models
 from django.db.models import Lookup
+
+
+def any_of_sql(lhs: str, values: list[Any], vendor: str, *, array_type: str = "") -> tuple[str, list[Any]]:
+    """SQL for "``lhs`` is one of ``values``" and its one parameter, for raw statements
+    and for ``AnyOf``. ``array_type`` (PostgreSQL): the array's element type, where the
+    values alone do not fix it (psycopg picks int2[] for small integers)."""
+    if vendor == "postgresql":
+        cast = f"::{array_type}[]" if array_type else ""
+        return f"{lhs} = ANY(%s{cast})", [values]
+    return f"{lhs} IN (SELECT value FROM json_each(%s))", [json.dumps(values)]
 
 
 class AnyOf(Lookup):
@@ -26,9 +37,8 @@ class AnyOf(Lookup):
 
     def as_sql(self, compiler: Any, connection: Any) -> tuple[str, list[Any]]:
         lhs, lhs_params = self.process_lhs(compiler, connection)
-        if connection.vendor == "postgresql":
-            return f"{lhs} = ANY(%s::bigint[])", [*lhs_params, self.rhs]
-        return f"{lhs} IN (SELECT value FROM json_each(%s))", [*lhs_params, json.dumps(self.rhs)]
+        sql, params = any_of_sql(lhs, self.rhs, connection.vendor, array_type="bigint")
+        return sql, [*lhs_params, *params]
 
 
 def lookups_register() -> None:

@@ -40,3 +40,18 @@ def test_the_list_is_one_parameter(services):
 def test_bad_values_are_refused_before_the_database(services):
     with pytest.raises((TypeError, ValueError)):
         list(Service.objects.filter(pk__any_of=["abc"]))
+
+
+def test_raw_statements_get_the_same_membership_for_text(team_a):
+    """``any_of_sql`` for raw SQL (the applier's open-incident lock, the queue's DELETE):
+    text values with quotes and non-ASCII characters come back exactly."""
+    from ircore.lookups import any_of_sql
+
+    names = ["zürich-api", 'say "hi"', "o'brien", "plain"]
+    for name in names:
+        Service.objects.create(team=team_a, name=name)
+    Service.objects.create(team=team_a, name="not asked for")
+    where, params = any_of_sql("name", [*names, "absent"], connection.vendor)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT name FROM {Service._meta.db_table} WHERE {where}", params)
+        assert sorted(row[0] for row in cursor.fetchall()) == sorted(names)
