@@ -88,7 +88,8 @@ def main() -> None:
         for _ in range(3):
             cpu0, pg0 = time.process_time(), backend_cpu()
             for i in range(n):
-                post(f"{key}-{i % 200}", i, path)
+                status = post(f"{key}-{i % 200}", i, path)
+                assert status == 202, f"{label}: answered {status}"  # measure the work, not an error
             best = min(best, ((time.process_time() - cpu0) / n, (backend_cpu() - pg0) / n))
         print(f"| {label} | {best[0] * 1e6:.0f} | {best[1] * 1e6:.0f} |")
 
@@ -100,7 +101,7 @@ def main() -> None:
     cpu_per_request("bare view", "k", "/bench/bare/")
     cpu_per_request("endpoint (validate, one INSERT into the queue)", f"r-{run}")
     real = views.events_enqueue
-    views.events_enqueue = lambda *, integration, events: [e.dedup_key or "-" for e in events]
+    views.events_enqueue = lambda *, integration, events, **_: [e.dedup_key or "-" for e in events]
     try:
         cpu_per_request("endpoint without the INSERT", f"x-{run}")
     finally:

@@ -6,7 +6,10 @@ incident state. The applier (a thread of ``manage.py clock``, ``queue_applier_ru
 takes the oldest queued events in batches and applies them with the same rules as
 ``services.alert_ingest``: triage, dedup into the open incident, timeline, signals on
 commit. A batch pays once for what events share (rules, maintenance windows, the
-open incidents and their row locks, the inserts) instead of once per event.
+open incidents and their row locks, the inserts) instead of once per event. On
+PostgreSQL the repeats of open incidents, triaged already by the endpoint, are added
+first by one set-based statement (``incidents.batch_repeats``); ``AlertBatch`` applies
+the rest.
 
 Order is kept: batches run one at a time (a counter row is updated first, which
 serializes appliers on PostgreSQL and SQLite alike), in id order, and inside a batch
@@ -39,6 +42,8 @@ from django.db import (
 from django.utils import timezone
 
 from incidents.alert_batch import AlertBatch, Queued, orphan_store
+from incidents.batch_repeats import batch_repeats_add
+from incidents.endpoint_route import event_triaged
 from incidents.events import AlertEvent, event_encode, event_from_json
 from incidents.models import Integration, QueuedEvent
 from incidents.queue_insert import group_commit
@@ -84,7 +89,8 @@ def events_enqueue(
             event.dedup_key = uuid.uuid4().hex
         as_received = raw if raw is not None and event.payload is body[0] else None
         stored, text, payload = event_encode(event, payload_text=as_received)
-        rows.append((integration.pk, integration.service_id, text, payload, at))
+        rows.append((integration.pk, integration.service_id, text, payload, at,
+                     *event_triaged(integration, stored)))
         keys.append(stored.dedup_key)
     # A plain INSERT rather than bulk_create (this is the whole database work of an
     # ingestion request, and the ORM's statement building costs twice the insert),
@@ -119,21 +125,26 @@ def queue_apply_batch(*, limit: int = BATCH_SIZE) -> int:
         return 0
     with transaction.atomic():
         counter_next(name="alert-queue-batch")  # one batch at a time, in id order
-        items = _waiting_oldest(limit)
-        if not items:
-            return 0
-        done = items
         try:
             with transaction.atomic():
-                AlertBatch(items).apply()
+                if connection.vendor == "postgresql":
+                    added, others = batch_repeats_add(limit)
+                    items = _waiting_by_id(others)
+                else:
+                    added, items = [], _waiting_oldest(limit)
+                if items:
+                    AlertBatch(items).apply()
+            done = handled = [*added, *(item.pk for item in items)]
         except (OperationalError, InterfaceError):
             raise  # the database is gone: the events stay queued for the next try
         except Exception:  # noqa: BLE001 - one bad event must not block the queue
+            items = _waiting_oldest(limit)
             log.exception("Applying a batch of %d queued events failed; applying them one by one",
                           len(items))
-            done = [item for item in items if _apply_alone(item)]
-        _queue_delete([item.pk for item in done])
-    return len(items)
+            handled = items  # kept as failed alerts, or marked in the queue
+            done = [item.pk for item in items if _apply_alone(item)]
+        _queue_delete(done)
+    return len(handled)
 
 
 # The applier's reads and deletes of the queue are plain SQL: the ORM compiled each of
@@ -153,14 +164,28 @@ def _waiting_oldest(limit: int) -> list[Queued]:
         f"SELECT id, integration_id, service_id, event, payload, received_at FROM {_QUEUE}"
         " WHERE error = '' ORDER BY id LIMIT %s"
     )
+    return _queued_rows(sql, [limit])
+
+
+def _queued_rows(sql: str, params: list) -> list[Queued]:
     with connection.cursor() as cursor:
-        cursor.execute(sql, [limit])
+        cursor.execute(sql, params)
         rows = cursor.fetchall()
     # SQLite hands back datetimes as text; Django's converter makes them aware ones.
     convert = getattr(connection.ops, "convert_datetimefield_value", None)
     if convert is None:
         return [Queued(*row) for row in rows]
     return [Queued(*row[:-1], convert(row[-1], None, connection)) for row in rows]
+
+
+def _waiting_by_id(pks: list[int]) -> list[Queued]:
+    if not pks:
+        return []
+    where, params = any_of_sql("id", pks, connection.vendor)
+    return _queued_rows(
+        f"SELECT id, integration_id, service_id, event, payload, received_at FROM {_QUEUE} WHERE {where}"
+        " ORDER BY id", params
+    )
 
 
 def _queue_delete(pks: list[int]) -> None:

@@ -269,6 +269,16 @@ class QueuedEvent(models.Model):
     # database refused both): the row stays here, out of the applier's way, for an
     # operator to look at, instead of blocking every event queued after it.
     error = models.TextField(blank=True, default="")
+    # What the endpoint's triage decided (``incidents.endpoint_route``): the service after
+    # routing; the dedup key after rules for a trigger (empty for an acknowledge or
+    # resolve); the severity and priority only for a trigger that is not suppressed. On PostgreSQL the
+    # applier adds such an event to its open incident in one set-based statement per batch
+    # (``incidents.batch_repeats``); anything else it triages itself. Empty for events
+    # queued before these columns existed.
+    triaged_service_id = models.BigIntegerField(null=True, blank=True)
+    triaged_key = models.CharField(max_length=255, blank=True, default="")
+    triaged_severity = models.CharField(max_length=8, blank=True, default="")
+    triaged_priority = models.CharField(max_length=8, blank=True, default="")
 
     class Meta:
         ordering = ["id"]

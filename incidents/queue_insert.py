@@ -28,10 +28,13 @@ from psycopg import pq
 
 from incidents.models import QueuedEvent
 
-Row = tuple  # (integration_id, service_id, event JSON, payload JSON, received_at adapted for the database)
+# (integration_id, service_id, event JSON, payload JSON, received_at adapted for the
+# database, then endpoint_route.Triaged: triaged_service_id, _key, _severity, _priority)
+Row = tuple
 
-_COLUMNS = "(integration_id, service_id, event, payload, received_at, error)"
-_ONE = "(%s, %s, %s, %s, %s, '')"
+_COLUMNS = ("(integration_id, service_id, event, payload, received_at, triaged_service_id, triaged_key, "
+            "triaged_severity, triaged_priority, error)")
+_ONE = "(%s, %s, %s, %s, %s, %s, %s, %s, %s, '')"
 
 
 def rows_write(rows: Sequence[Row]) -> None:

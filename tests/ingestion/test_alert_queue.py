@@ -21,11 +21,11 @@ from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
-from django.db import OperationalError, connections
+from django.db import OperationalError, connection, connections
 from django.utils import timezone
 
+from incidents import alert_queue, triage
 from incidents import signals as incident_signals
-from incidents import triage
 from incidents.alert_queue import events_enqueue, queue_apply_batch, queue_drain
 from incidents.events import AlertEvent
 from incidents.ingestion import common
@@ -185,8 +185,17 @@ def forget_alerts_and_incidents() -> None:
 
 @pytest.mark.parametrize("seed", [7, 2026, 31337])
 def test_batches_apply_a_random_stream_exactly_as_alert_ingest_does(
-    world, seed, django_capture_on_commit_callbacks, caplog
+    world, seed, django_capture_on_commit_callbacks, caplog, monkeypatch
 ):
+    set_based: list[int] = []  # PostgreSQL: the repeats batch_repeats added
+    real_repeats_add = alert_queue.batch_repeats_add
+
+    def repeats_add(limit):
+        added, others = real_repeats_add(limit)
+        set_based.extend(added)
+        return added, others
+
+    monkeypatch.setattr(alert_queue, "batch_repeats_add", repeats_add)
     stream = random_stream(seed)
     at = [BASE_AT + n * STEP for n in range(len(stream))]
 
@@ -224,6 +233,8 @@ def test_batches_apply_a_random_stream_exactly_as_alert_ingest_does(
     assert Alert.objects.filter(source="web2", outcome="opened").exists()  # the cross-team rule matched
     assert all(a["service"] in ("payments-api", "ledger") for a in alerts)  # never to another team
     assert len(expected["incidents"]) >= 10
+    if connection.vendor == "postgresql":  # both ways of adding a repeat were used
+        assert 0 < len(set_based) < seen["grouped"]
 
     assert actual["alerts"] == expected["alerts"]
     assert actual["incidents"] == expected["incidents"]
@@ -339,6 +350,22 @@ def test_a_failed_alert_keeps_when_the_event_was_received_and_its_priority(
     poison.cure()
     incident = alert_reprocess(alert=failed).incident
     assert (incident.triggered_at, incident.priority) == (BASE_AT, "P1")
+
+
+def test_an_event_whose_triage_fails_at_the_endpoint_is_stored_all_the_same(
+    client, service_a, make_integration, poison, caplog
+):
+    integration = make_integration(service_a, "generic")
+    body = json.dumps({"summary": "poison", "dedup_key": "p"})
+    url = f"/integrations/generic/{integration.token}/"
+    response = client.post(url, body, content_type="application/json")
+    assert response.status_code == 202
+    queued = QueuedEvent.objects.get()
+    assert (queued.triaged_service_id, queued.triaged_key, queued.triaged_severity) == (service_a.pk, "", "")
+    assert "Triage at the endpoint failed" in caplog.text
+    queue_drain()
+    failed = Alert.objects.get()
+    assert (failed.outcome, failed.summary) == ("failed", "poison")
 
 
 @pytest.fixture

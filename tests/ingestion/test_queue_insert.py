@@ -19,7 +19,7 @@ from tests.ingestion.conftest import in_threads
 
 def row(integration, text: str) -> tuple:
     at = connection.ops.adapt_datetimefield_value(timezone.now())
-    return (integration.pk, integration.service_id, text, "{}", at)
+    return (integration.pk, integration.service_id, text, "{}", at, integration.service_id, "k", "SEV3", "P3")
 
 
 @pytest.fixture

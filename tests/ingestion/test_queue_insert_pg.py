@@ -17,7 +17,8 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
 def _row(integration, text: str | None) -> tuple:
-    return (integration.pk, integration.service_id, text, "{}", timezone.now())
+    service = integration.service_id
+    return (integration.pk, service, text, "{}", timezone.now(), service, "k", "SEV3", "P3")
 
 
 def _prepared_names() -> set[str]:
@@ -31,13 +32,16 @@ def test_rows_are_committed_with_their_values_and_statements_prepared_per_row_co
 ):
     integration = make_integration(service_a, "generic")
     at = timezone.now()
-    rows_write([(integration.pk, integration.service_id, '{"n": 1, "text": "café \\" \'"}', '{"p": 2}', at)])
+    rows_write([(integration.pk, integration.service_id, '{"n": 1, "text": "café \\" \'"}', '{"p": 2}', at,
+                 integration.service_id, "clé \\ \"'", "SEV1", "P2")])
     rows_write([_row(integration, f"row {i}") for i in range(3)])
     rows_write([_row(integration, "again")])
     assert connection.get_autocommit() and not connection.in_atomic_block
     assert _prepared_names() == {"ircore_queue_insert_1", "ircore_queue_insert_3"}
     first = QueuedEvent.objects.order_by("id").first()
     assert first.event == '{"n": 1, "text": "café \\" \'"}' and first.payload == '{"p": 2}'
+    assert (first.triaged_service_id, first.triaged_key, first.triaged_severity, first.triaged_priority) == (
+        integration.service_id, "clé \\ \"'", "SEV1", "P2")
     assert first.received_at == at and first.error == ""
     assert QueuedEvent.objects.count() == 5
 
