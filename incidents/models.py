@@ -271,14 +271,15 @@ class QueuedEvent(models.Model):
     error = models.TextField(blank=True, default="")
     # What the endpoint's triage decided (``incidents.endpoint_route``): the service after
     # routing; the dedup key after rules for a trigger (empty for an acknowledge or
-    # resolve); the severity and priority only for a trigger that is not suppressed. On PostgreSQL the
-    # applier adds such an event to its open incident in one set-based statement per batch
-    # (``incidents.batch_repeats``); anything else it triages itself. Empty for events
-    # queued before these columns existed.
+    # resolve); the severity and priority only for a trigger that is not suppressed. On
+    # PostgreSQL the applier adds such an event to its open incident in one set-based
+    # statement per batch (``incidents.batch_repeats``); anything else it triages itself.
+    # Empty for events queued before these columns existed, or by a web process of that
+    # version still running during an upgrade (hence the database defaults).
     triaged_service_id = models.BigIntegerField(null=True, blank=True)
-    triaged_key = models.CharField(max_length=255, blank=True, default="")
-    triaged_severity = models.CharField(max_length=8, blank=True, default="")
-    triaged_priority = models.CharField(max_length=8, blank=True, default="")
+    triaged_key = models.CharField(max_length=255, blank=True, default="", db_default="")
+    triaged_severity = models.CharField(max_length=8, blank=True, default="", db_default="")
+    triaged_priority = models.CharField(max_length=8, blank=True, default="", db_default="")
 
     class Meta:
         ordering = ["id"]

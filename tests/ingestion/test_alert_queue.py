@@ -27,7 +27,7 @@ from django.utils import timezone
 from incidents import alert_queue, triage
 from incidents import signals as incident_signals
 from incidents.alert_queue import events_enqueue, queue_apply_batch, queue_drain
-from incidents.events import AlertEvent
+from incidents.events import AlertEvent, event_encode
 from incidents.ingestion import common
 from incidents.models import (
     Alert,
@@ -366,6 +366,27 @@ def test_an_event_whose_triage_fails_at_the_endpoint_is_stored_all_the_same(
     queue_drain()
     failed = Alert.objects.get()
     assert (failed.outcome, failed.summary) == ("failed", "poison")
+
+
+def test_an_event_queued_by_the_previous_version_is_applied_in_order(service_a, make_integration):
+    """A web process of the version before the triaged_* columns, still running during an
+    upgrade, inserts only the columns it knows: the database fills in the rest, and the
+    applier triages the event itself, before any event queued after it."""
+    integration = make_integration(service_a, "generic")
+    enqueue(integration, at=BASE_AT, dedup_key="k")
+    queue_drain()
+    _, text, payload = event_encode(AlertEvent(action="resolve", dedup_key="k", summary="fixed"))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {QueuedEvent._meta.db_table} (integration_id, service_id, event, payload,"
+            " received_at, error) VALUES (%s, %s, %s, %s, %s, '')",
+            [integration.pk, service_a.pk, text, payload, BASE_AT + STEP],
+        )
+    enqueue(integration, at=BASE_AT + 2 * STEP, dedup_key="k")
+    queue_drain()
+    assert outcomes() == ["opened", "resolved", "opened"]
+    assert list(Incident.objects.order_by("number").values_list("status", "alert_count")) == [
+        ("resolved", 2), ("triggered", 1)]
 
 
 @pytest.fixture
