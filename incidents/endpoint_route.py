@@ -6,7 +6,8 @@ such repeats to their incidents with one set-based statement per batch
 it needs what triage decides, which the endpoint works out when it stores the event: the
 service after routing and the dedup key after rules (for a trigger), the severity and
 priority (for a trigger that is not suppressed: the only kind that statement takes).
-An event is thus triaged with the rules in force when it arrived.
+A repeat added that way is thus triaged with the rules in force when it arrived;
+the applier triages every other event itself, with the rules in force then.
 
 The rules come from a per-process cache, as integrations do (``ingestion.common``):
 saving or deleting a rule or a service clears this process's entries at once; other
