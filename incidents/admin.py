@@ -58,7 +58,7 @@ ALERT_SEARCH_DAYS = 30
 
 class CappedCountPaginator(Paginator):
     """Counts at most ``CAP + 1`` rows, so a page of a million-row table never runs a
-    full COUNT(*); past the cap the changelist shows "10000 results" and still pages."""
+    full COUNT(*); past the cap the changelist says "more than 10000" and still pages."""
 
     CAP = 10_000
 

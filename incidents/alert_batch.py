@@ -178,7 +178,7 @@ class AlertBatch:
         )
         teams = {i.service.team_id for i in integrations.values()}
         rules: dict[int, list[TriageRule]] = {team: [] for team in teams}
-        self.rules = rules  # also for alert_ingest_known, as _rules_for would read them
+        self.rules = rules  # also for alert_ingest_known, as team_rules would read them
         for rule in TriageRule.objects.filter(team_id__in=teams, enabled=True).order_by("position", "id"):
             rules[rule.team_id].append(rule)
         plans = []

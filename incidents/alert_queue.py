@@ -159,12 +159,12 @@ def _waiting_any() -> bool:
         return cursor.fetchone() is not None
 
 
+# Queued's fields, in order.
+_SELECT_QUEUED = f"SELECT id, integration_id, service_id, event, payload, received_at FROM {_QUEUE}"
+
+
 def _waiting_oldest(limit: int) -> list[Queued]:
-    sql = (  # Queued's fields, in order
-        f"SELECT id, integration_id, service_id, event, payload, received_at FROM {_QUEUE}"
-        " WHERE error = '' ORDER BY id LIMIT %s"
-    )
-    return _queued_rows(sql, [limit])
+    return _queued_rows(f"{_SELECT_QUEUED} WHERE error = '' ORDER BY id LIMIT %s", [limit])
 
 
 def _queued_rows(sql: str, params: list) -> list[Queued]:
@@ -182,10 +182,7 @@ def _waiting_by_id(pks: list[int]) -> list[Queued]:
     if not pks:
         return []
     where, params = any_of_sql("id", pks, connection.vendor)
-    return _queued_rows(
-        f"SELECT id, integration_id, service_id, event, payload, received_at FROM {_QUEUE} WHERE {where}"
-        " ORDER BY id", params
-    )
+    return _queued_rows(f"{_SELECT_QUEUED} WHERE {where} ORDER BY id", params)
 
 
 def _queue_delete(pks: list[int]) -> None:

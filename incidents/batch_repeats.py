@@ -37,11 +37,16 @@ from incidents.models import (
     QueuedEvent,
     TimelineEntry,
 )
-from incidents.services import alert_received_message
+from incidents.services import NO_SUMMARY, alert_received_message
 
 
 def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
+
+
+def _length(field: str) -> int:
+    """The alert column's length, which ``alert_values`` cuts values to."""
+    return Alert._meta.get_field(field).max_length  # type: ignore[return-value]
 
 
 def _sql() -> str:
@@ -79,9 +84,10 @@ alerts AS (
         sent_dedup_key, summary, details, severity, priority, source, labels, links, payload, outcome,
         outcome_detail, in_maintenance, received_at)
     SELECT r.integration_id, r.triaged_service_id, r.incident_id, {_literal(AlertAction.TRIGGER)},
-        r.triaged_key, left(r.e->>'dedup_key', 255),
-        left(coalesce(nullif(r.e->>'summary', ''), '(no summary)'), 1024), coalesce(r.e->>'details', ''),
-        r.triaged_severity, r.triaged_priority, left(coalesce(r.e->>'source', ''), 255),
+        r.triaged_key, left(r.e->>'dedup_key', {_length("sent_dedup_key")}),
+        left(coalesce(nullif(r.e->>'summary', ''), {_literal(NO_SUMMARY)}), {_length("summary")}),
+        coalesce(r.e->>'details', ''), r.triaged_severity, r.triaged_priority,
+        left(coalesce(r.e->>'source', ''), {_length("source")}),
         coalesce(r.e->'labels', '{{}}'), coalesce(r.e->'links', '[]'), r.payload::jsonb,
         {_literal(Alert.Outcome.GROUPED)}, 'Added to INC-' || r.number,
         EXISTS (SELECT 1 FROM {window_services} s

@@ -25,6 +25,7 @@ from django.db import DatabaseError
 
 from incidents.events import DEFAULT_PRIORITY_FOR_SEVERITY, AlertEvent
 from incidents.models import AlertAction, Integration, Service, TriageRule
+from incidents.services import team_rules
 from incidents.triage import triage_apply
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ def team_triage(team_id: int) -> TeamTriage:
     cached = _teams.get(team_id)
     if cached is not None and cached[1] > time.monotonic():
         return cached[0]
-    rules = list(TriageRule.objects.filter(team_id=team_id, enabled=True).order_by("position", "id"))
+    rules = team_rules(team_id)
     services = frozenset(Service.objects.filter(team_id=team_id).values_list("pk", flat=True))
     found = TeamTriage(rules, services)
     if len(_teams) > 10_000:  # bounded: only real teams ever get here

@@ -107,7 +107,7 @@ class IngestKnown:
     applying one event does not read it again (the batch applier, for each event that
     is not a plain repeat)."""
 
-    rules: list[TriageRule]  # the team's enabled rules in order, as _rules_for reads them
+    rules: list[TriageRule]  # the team's enabled rules in order, as team_rules reads them
     window_at: Callable[[int, datetime], MaintenanceWindow | None]  # as service_in_maintenance
     # (service id, dedup key) that the caller knows has no open incident: it holds the
     # locks of the open incidents it read and saw none for it. A writer that opened one
@@ -122,7 +122,12 @@ class IngestKnown:
     flush: Callable[[], None] = lambda: None
 
 
-def _rules_for(team_id: int) -> list[TriageRule]:
+# An alert's summary when its event had none (the column may not be empty).
+NO_SUMMARY = "(no summary)"
+
+
+def team_rules(team_id: int) -> list[TriageRule]:
+    """The team's enabled triage rules, in the order they run."""
     return list(
         TriageRule.objects.filter(team_id=team_id, enabled=True).order_by("position", "id")
     )
@@ -140,7 +145,7 @@ def alert_values(
         "action": event.action,
         "dedup_key": event.dedup_key[:255],
         "sent_dedup_key": sent_key[:255],
-        "summary": (event.summary or "(no summary)")[:1024],
+        "summary": (event.summary or NO_SUMMARY)[:1024],
         "details": event.details,
         "severity": event.severity,
         "priority": event.priority,
@@ -219,7 +224,7 @@ def _ingest(integration: Integration, event: AlertEvent, now: datetime, known: I
     if not event.dedup_key:
         event.dedup_key = uuid.uuid4().hex
     given_key = event.dedup_key
-    rules = known.rules if known else _rules_for(service.team_id)
+    rules = known.rules if known else team_rules(service.team_id)
     triage = triage_apply(rules, event, service_id=service.pk, integration_id=integration.pk)
     if triage.route_to_service_id and triage.route_to_service_id != service.pk:
         routed = Service.objects.filter(

@@ -52,6 +52,24 @@ def grafana_integration(service_a, make_integration):
     return make_integration(service_a, "grafana")
 
 
+@pytest.fixture
+def repeats_added(monkeypatch) -> list[int]:
+    """The ids of the queued events that the applier's set-based statement added
+    (``incidents.batch_repeats``, PostgreSQL), over the test."""
+    from incidents import alert_queue
+
+    ids: list[int] = []
+    real = alert_queue.batch_repeats_add
+
+    def spy(limit: int) -> tuple[list[int], list[int]]:
+        added, others = real(limit)
+        ids.extend(added)
+        return added, others
+
+    monkeypatch.setattr(alert_queue, "batch_repeats_add", spy)
+    return ids
+
+
 def post_json(client, url: str, body: Any, *, apply: bool = True, **extra):
     """POST ``body`` as JSON; then, unless ``apply=False``, apply the queue as the
     clock's applier would, so the test can look at alerts and incidents."""

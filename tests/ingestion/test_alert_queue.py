@@ -24,8 +24,8 @@ from django.core.management import call_command
 from django.db import OperationalError, connection, connections
 from django.utils import timezone
 
-from incidents import alert_queue, triage
 from incidents import signals as incident_signals
+from incidents import triage
 from incidents.alert_queue import events_enqueue, queue_apply_batch, queue_drain
 from incidents.events import AlertEvent, event_encode
 from incidents.ingestion import common
@@ -185,17 +185,8 @@ def forget_alerts_and_incidents() -> None:
 
 @pytest.mark.parametrize("seed", [7, 2026, 31337])
 def test_batches_apply_a_random_stream_exactly_as_alert_ingest_does(
-    world, seed, django_capture_on_commit_callbacks, caplog, monkeypatch
+    world, seed, django_capture_on_commit_callbacks, caplog, repeats_added
 ):
-    set_based: list[int] = []  # PostgreSQL: the repeats batch_repeats added
-    real_repeats_add = alert_queue.batch_repeats_add
-
-    def repeats_add(limit):
-        added, others = real_repeats_add(limit)
-        set_based.extend(added)
-        return added, others
-
-    monkeypatch.setattr(alert_queue, "batch_repeats_add", repeats_add)
     stream = random_stream(seed)
     at = [BASE_AT + n * STEP for n in range(len(stream))]
 
@@ -234,7 +225,7 @@ def test_batches_apply_a_random_stream_exactly_as_alert_ingest_does(
     assert all(a["service"] in ("payments-api", "ledger") for a in alerts)  # never to another team
     assert len(expected["incidents"]) >= 10
     if connection.vendor == "postgresql":  # both ways of adding a repeat were used
-        assert 0 < len(set_based) < seen["grouped"]
+        assert 0 < len(repeats_added) < seen["grouped"]
 
     assert actual["alerts"] == expected["alerts"]
     assert actual["incidents"] == expected["incidents"]

@@ -14,7 +14,6 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from incidents import alert_queue
 from incidents.alert_queue import events_enqueue, queue_drain
 from incidents.endpoint_route import team_triage
 from incidents.events import AlertEvent
@@ -33,21 +32,6 @@ from tests.ingestion.test_alert_queue import SignalLog
 pytestmark = pytest.mark.postgres
 
 AT = timezone.now().replace(microsecond=0) - timedelta(hours=1)
-
-
-@pytest.fixture
-def added(monkeypatch) -> list[int]:
-    """The ids of the events the set-based statement added, over the test."""
-    ids: list[int] = []
-    real = alert_queue.batch_repeats_add
-
-    def spy(limit):
-        done, others = real(limit)
-        ids.extend(done)
-        return done, others
-
-    monkeypatch.setattr(alert_queue, "batch_repeats_add", spy)
-    return ids
 
 
 def enqueue(integration, n: int, **fields) -> int:
@@ -80,7 +64,7 @@ def _alert_row(alert: Alert) -> dict:
     }
 
 
-def test_repeats_are_written_as_alert_ingest_writes_them(service_a, make_integration, added):
+def test_repeats_are_written_as_alert_ingest_writes_them(service_a, make_integration, repeats_added):
     integration = make_integration(service_a, "generic")
     window = MaintenanceWindow.objects.create(team=service_a.team, starts_at=AT + timedelta(seconds=3),
                                               ends_at=AT + timedelta(seconds=5), reason="upgrade")
@@ -113,7 +97,7 @@ def test_repeats_are_written_as_alert_ingest_writes_them(service_a, make_integra
     queued = [enqueue(integration, n, **fields) for n, fields in stream()]
     queue_drain()
 
-    assert added == queued  # every repeat went through the set-based statement
+    assert repeats_added == queued  # every repeat went through the set-based statement
     grouped = list(Alert.objects.filter(pk__gt=first).select_related("incident").order_by("received_at"))
     assert [_alert_row(a) for a in grouped] == expected
     assert [a.in_maintenance for a in grouped] == [False, False, True, True, False, False, False]
@@ -129,7 +113,7 @@ def test_repeats_are_written_as_alert_ingest_writes_them(service_a, make_integra
 
 
 def test_a_severity_raise_and_what_follows_it_are_left_to_the_batch_in_order(
-    service_a, make_integration, added, django_capture_on_commit_callbacks
+    service_a, make_integration, repeats_added, django_capture_on_commit_callbacks
 ):
     integration = make_integration(service_a, "generic")
     enqueue(integration, 0, severity="SEV3")
@@ -138,7 +122,7 @@ def test_a_severity_raise_and_what_follows_it_are_left_to_the_batch_in_order(
            enqueue(integration, 3, severity="SEV4")]
     with SignalLog() as log, django_capture_on_commit_callbacks(execute=True):
         queue_drain()
-    assert added == ids[:1]
+    assert repeats_added == ids[:1]
     incident = Incident.objects.get()
     assert (incident.severity, incident.alert_count) == ("SEV1", 4)
     assert [name for name, _, _ in log.sent] == ["incident_updated"]
@@ -149,14 +133,14 @@ def test_a_severity_raise_and_what_follows_it_are_left_to_the_batch_in_order(
 
 
 def test_a_resolve_in_the_batch_keeps_later_triggers_out_of_the_old_incident(
-    service_a, make_integration, added
+    service_a, make_integration, repeats_added
 ):
     integration = make_integration(service_a, "generic")
     enqueue(integration, 0)
     queue_drain()
     ids = [enqueue(integration, 1), enqueue(integration, 2, action="resolve"), enqueue(integration, 3)]
     queue_drain()
-    assert added == ids[:1]
+    assert repeats_added == ids[:1]
     first, second = Incident.objects.order_by("number")
     # The resolve's alert counts too.
     assert (first.status, first.alert_count) == ("resolved", 3)
@@ -165,7 +149,7 @@ def test_a_resolve_in_the_batch_keeps_later_triggers_out_of_the_old_incident(
 
 
 def test_events_queued_without_the_endpoints_triage_hold_back_those_after_them(
-    service_a, make_integration, added
+    service_a, make_integration, repeats_added
 ):
     integration = make_integration(service_a, "generic")
     enqueue(integration, 0)
@@ -175,12 +159,14 @@ def test_events_queued_without_the_endpoints_triage_hold_back_those_after_them(
     QueuedEvent.objects.filter(pk=old).update(triaged_service_id=None, triaged_key="")
     enqueue(integration, 2)
     queue_drain()
-    assert added == []
+    assert repeats_added == []
     first, second = Incident.objects.order_by("number")
     assert (first.status, second.alert_count) == ("resolved", 1)
 
 
-def test_an_event_whose_integration_was_deleted_is_left_to_the_batch(service_a, make_integration, added):
+def test_an_event_whose_integration_was_deleted_is_left_to_the_batch(
+    service_a, make_integration, repeats_added
+):
     integration = make_integration(service_a, "generic")
     other = make_integration(service_a, "pagerduty")
     enqueue(integration, 0)
@@ -189,13 +175,15 @@ def test_an_event_whose_integration_was_deleted_is_left_to_the_batch(service_a, 
     kept = enqueue(integration, 2, dedup_key="other")  # another key: not held back
     other.delete()
     queue_drain()
-    assert added == []  # "other" has no open incident; the deleted integration's event is not added
+    assert repeats_added == []  # "other" has no open incident; the deleted integration's event is not added
     alert = Alert.objects.get(received_at=AT + timedelta(seconds=1))
     assert (alert.outcome, alert.integration_id, alert.incident_id) == ("failed", None, None)
     assert not QueuedEvent.objects.filter(pk__in=[gone, kept]).exists()
 
 
-def test_the_endpoints_triage_routes_rekeys_and_sets_severity(service_a, team_a, make_integration, added):
+def test_the_endpoints_triage_routes_rekeys_and_sets_severity(
+    service_a, team_a, make_integration, repeats_added
+):
     ledger = Service.objects.create(team=team_a, name="ledger")
     integration = make_integration(service_a, "generic")
     TriageRule.objects.create(team=team_a, position=0, name="db", match_keywords="database",
@@ -209,7 +197,7 @@ def test_the_endpoints_triage_routes_rekeys_and_sets_severity(service_a, team_a,
     assert (row.triaged_service_id, row.triaged_key, row.triaged_severity, row.triaged_priority) == (
         ledger.pk, "db:pg1", "SEV2", "P1")
     queue_drain()
-    assert added == [repeat]
+    assert repeats_added == [repeat]
     alert = Alert.objects.get(received_at=AT + timedelta(seconds=1))
     assert (alert.service_id, alert.dedup_key, alert.sent_dedup_key, alert.severity, alert.priority) == (
         ledger.pk, "db:pg1", "b", "SEV2", "P1")
