@@ -76,7 +76,8 @@ class CappedSelectAcross:
     """For changelists paginated by CappedCountPaginator: Django's "Select all N" runs an
     action on every matching row, and N is then only "more than CAP" (a search for a common
     word, 16,000 matches, showed "Select all 1001"). Refused, with the reason, rather than
-    resolving thousands of incidents the page never said it would."""
+    resolving thousands of incidents the page never said it would. The action bar does not
+    offer it there either (templates/admin/incidents/actions.html); this guards the POST."""
 
     def response_action(self, request: HttpRequest, queryset: QuerySet) -> Any:
         if request.POST.get("select_across", "0") not in ("", "0", "False", "false"):

@@ -94,3 +94,38 @@ def test_manager_sets_up_triage_and_tests_an_integration(live_server, browser, t
     page.screenshot(path=str(VAR / "console-integration.png"), full_page=True)
     alert = Alert.objects.get(integration=integration)
     assert alert.outcome == "opened"
+
+
+def test_select_all_on_a_capped_search_acts_on_the_page_only(live_server, browser, transactional_db,
+                                                             responder, service_a, make_integration,
+                                                             monkeypatch):
+    """With "more than N" matches the action bar offers no "Select all N" (N would not be the
+    number of rows); the header checkbox selects the page, and the action runs on it."""
+    from incidents import admin_incident
+    from incidents.events import AlertEvent
+    from incidents.models import Incident
+    from incidents.services import alert_ingest
+
+    monkeypatch.setattr(admin_incident, "SEARCH_COUNT_CAP", 2)
+    monkeypatch.setattr(admin_incident.IncidentAdmin, "list_per_page", 2)
+    integration = make_integration(service_a)
+    for n in range(4):
+        alert_ingest(integration=integration, event=AlertEvent(
+            summary=f"pod {n} crash looping", severity="SEV3", dedup_key=f"pod-{n}"))
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(f"{live_server.url}/admin/login/?next=/admin/incidents/incident/%3Fq%3Dcrash%2Bloop")
+    page.fill("#id_username", responder.username)
+    page.fill("#id_password", "pw-rita")
+    page.click("input[type=submit]")
+    page.wait_for_selector("#result_list")
+    page.check("#action-toggle")
+    assert page.inner_text(".action-counter") == "2 of 2 selected"
+    assert not page.locator(".actions .question").count()
+    assert "this page only" in page.inner_text(".actions")
+    page.select_option("select[name=action]", "resolve_selected")
+    page.click(".actions button[type=submit]")
+    page.wait_for_selector(".messagelist")
+    assert Incident.objects.filter(status="resolved").count() == 2
+    assert errors == []

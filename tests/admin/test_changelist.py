@@ -9,6 +9,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from incidents.admin import CappedCountPaginator
+from incidents.admin_incident import IncidentAdmin
 from incidents.models import Incident
 
 
@@ -235,7 +236,14 @@ def test_select_all_is_refused_when_the_count_is_capped(login, responder, servic
     monkeypatch.setattr(admin_incident, "SEARCH_COUNT_CAP", 2)
     crashing = [raise_alert(service_a, f"pod {n} crash looping") for n in range(4)]
     other = raise_alert(service_a, "disk full")
+    monkeypatch.setattr(IncidentAdmin, "list_per_page", 2)
     client = login(responder)
+    # The page does not offer it: no "Select all 3 incidents" for "more than 2".
+    html = client.get("/admin/incidents/incident/", {"q": "crash loop"}).content.decode()
+    assert "Select all 3" not in html and "Click here to select the objects across all pages" not in html
+    assert 'data-testid="select-across-capped"' in html
+    html = client.get("/admin/incidents/incident/").content.decode()  # 5 rows, not capped
+    assert "Select all 5 incidents" in html and "select-across-capped" not in html
     post = {"action": "resolve_selected", "select_across": "1", "index": "0",
             "_selected_action": [crashing[0].pk]}
     response = client.post("/admin/incidents/incident/?q=crash+loop", post, follow=True)
