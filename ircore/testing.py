@@ -138,3 +138,34 @@ class SmtpCollector:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's name
         self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
         return "250 OK"
+
+
+def process_children(pid: int) -> list[int]:
+    """The pids of the processes whose parent is ``pid`` (Linux /proc)."""
+    children = []
+    for stat in os.scandir("/proc"):
+        if not stat.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{stat.name}/stat") as f:
+                if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                    children.append(int(stat.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return children
+
+
+def session_processes(sid: int) -> list[int]:
+    """The pids of the processes in session ``sid`` (Linux /proc)."""
+    members = []
+    for stat in os.scandir("/proc"):
+        if not stat.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{stat.name}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            if int(fields[3]) == sid and fields[0] != "Z":
+                members.append(int(stat.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return members

@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from incidents.events import AlertEvent
 from incidents.services import alert_ingest
-from ircore.testing import free_loopback_port
+from ircore.testing import free_loopback_port, process_children
 from oncall.models import Escalation, EscalationChain, EscalationStep, Notification
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,7 +58,12 @@ class Processes:
         )
 
     def kill(self, name: str) -> None:
+        """A crash of the whole service: ``qcluster`` runs its cluster in a session of its
+        own (ircore/management/commands/qcluster.py), killed first, so that it does not
+        get the orderly stop its supervisor's death would give it."""
         proc = self.procs.pop(name)
+        for child in process_children(proc.pid):
+            os.killpg(child, signal.SIGKILL)
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(10)
 
