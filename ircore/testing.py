@@ -140,32 +140,23 @@ class SmtpCollector:
         return "250 OK"
 
 
+
+def _proc_stats() -> Generator[tuple[int, list[str]], None, None]:
+    """(pid, the fields of /proc/<pid>/stat after the command name) of every process."""
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                with open(f"/proc/{entry.name}/stat") as f:
+                    yield int(entry.name), f.read().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue  # gone meanwhile
+
+
 def process_children(pid: int) -> list[int]:
     """The pids of the processes whose parent is ``pid`` (Linux /proc)."""
-    children = []
-    for stat in os.scandir("/proc"):
-        if not stat.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{stat.name}/stat") as f:
-                if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
-                    children.append(int(stat.name))
-        except (OSError, ValueError, IndexError):
-            continue
-    return children
+    return [child for child, fields in _proc_stats() if int(fields[1]) == pid]
 
 
 def session_processes(sid: int) -> list[int]:
-    """The pids of the processes in session ``sid`` (Linux /proc)."""
-    members = []
-    for stat in os.scandir("/proc"):
-        if not stat.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{stat.name}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            if int(fields[3]) == sid and fields[0] != "Z":
-                members.append(int(stat.name))
-        except (OSError, ValueError, IndexError):
-            continue
-    return members
+    """The pids of the live (not zombie) processes in session ``sid`` (Linux /proc)."""
+    return [pid for pid, fields in _proc_stats() if int(fields[3]) == sid and fields[0] != "Z"]

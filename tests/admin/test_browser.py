@@ -12,6 +12,16 @@ VAR = Path(__file__).resolve().parents[2] / "var"
 pytestmark = pytest.mark.external  # the browser fixture (conftest.py) skips without chromium
 
 
+def admin_login(browser, live_server, user, password: str, next_path: str):
+    """A new page, logged in to the console through its form, at ``next_path``."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{live_server.url}/admin/login/?next={next_path}")
+    page.fill("#id_username", user.username)
+    page.fill("#id_password", password)
+    page.click("input[type=submit]")
+    return page
+
+
 def test_acknowledge_from_the_browser(live_server, browser, transactional_db, responder, service_a,
                                       service_b, make_integration):
     from incidents.events import AlertEvent
@@ -27,11 +37,7 @@ def test_acknowledge_from_the_browser(live_server, browser, transactional_db, re
     alert_ingest(integration=make_integration(service_b), event=AlertEvent(
         summary="Other team's secret incident", severity="SEV1", dedup_key="b"))
 
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.goto(f"{live_server.url}/admin/login/?next=/admin/")
-    page.fill("#id_username", responder.username)
-    page.fill("#id_password", "pw-rita")
-    page.click("input[type=submit]")
+    page = admin_login(browser, live_server, responder, "pw-rita", "/admin/")
     page.wait_for_selector("#open-incidents")
     assert page.inner_text('[data-testid="open-SEV1"]') == "1"
     assert page.inner_text('[data-testid="unacked-count"]') == "2"
@@ -71,11 +77,7 @@ def test_manager_sets_up_triage_and_tests_an_integration(live_server, browser, t
     from incidents.models import Alert, TriageRule
 
     integration = make_integration(service_a)
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.goto(f"{live_server.url}/admin/login/?next=/admin/incidents/triagerule/")
-    page.fill("#id_username", manager.username)
-    page.fill("#id_password", "pw-maya")
-    page.click("input[type=submit]")
+    page = admin_login(browser, live_server, manager, "pw-maya", "/admin/incidents/triagerule/")
     page.click("text=Load rule templates")
     page.wait_for_selector("#tpl-database-down")
     page.click("input[type=submit][value='Create rules']")
@@ -112,13 +114,12 @@ def test_select_all_on_a_capped_search_acts_on_the_page_only(live_server, browse
     for n in range(4):
         alert_ingest(integration=integration, event=AlertEvent(
             summary=f"pod {n} crash looping", severity="SEV3", dedup_key=f"pod-{n}"))
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page = admin_login(browser, live_server, responder, "pw-rita",
+                       "/admin/incidents/incident/%3Fq%3Dcrash%2Bloop")
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(f"{live_server.url}/admin/login/?next=/admin/incidents/incident/%3Fq%3Dcrash%2Bloop")
-    page.fill("#id_username", responder.username)
-    page.fill("#id_password", "pw-rita")
-    page.click("input[type=submit]")
+    page.wait_for_selector("#result_list")
+    page.reload()  # the changelist's scripts, watched from their first line
     page.wait_for_selector("#result_list")
     page.check("#action-toggle")
     assert page.inner_text(".action-counter") == "2 of 2 selected"
