@@ -29,7 +29,7 @@ from typing import Any
 import psycopg
 
 from bench.pg import server_cpu_seconds, server_cpu_snapshot, server_pid
-from ircore.testing import free_loopback_port, redis_server_start
+from ircore.testing import free_loopback_port, process_children, redis_server_start
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -114,12 +114,11 @@ class Gunicorn:
     def worker_cpu(self) -> dict[int, float]:
         """CPU used so far by each worker process (children of the master), by pid."""
         cpu = {}
-        for stat in Path("/proc").glob("[0-9]*/stat"):
+        for pid in process_children(self.proc.pid):
             try:
-                if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == self.proc.pid:
-                    cpu[int(stat.parent.name)] = process_cpu_seconds(int(stat.parent.name))
+                cpu[pid] = process_cpu_seconds(pid)
             except (OSError, ValueError):
-                continue
+                continue  # gone meanwhile
         return cpu
 
     def stop(self) -> None:

@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ircore.testing import free_loopback_port
+from ircore.testing import free_loopback_port, process_children
 
 PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
 
@@ -85,12 +85,11 @@ def server_cpu_snapshot(postmaster: int) -> dict[int, int]:
     snapshot: dict[int, int] = {}
     if not postmaster:
         return snapshot
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    for pid in process_children(postmaster):
         try:
-            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == postmaster:
-                snapshot[int(stat.parent.name)] = int((stat.parent / "schedstat").read_text().split()[0])
+            snapshot[pid] = int(Path(f"/proc/{pid}/schedstat").read_text().split()[0])
         except (OSError, ValueError, IndexError):
-            continue
+            continue  # gone meanwhile
     return snapshot
 
 

@@ -37,7 +37,7 @@ from incidents.models import (
     QueuedEvent,
     TimelineEntry,
 )
-from incidents.services import NO_SUMMARY, alert_received_message
+from incidents.services import GROUPED_DETAIL_PREFIX, NO_SUMMARY, alert_received_message
 
 
 def _literal(text: str) -> str:
@@ -52,6 +52,7 @@ def _length(field: str) -> int:
 def _sql() -> str:
     incident = Incident._meta.db_table
     window_services = MaintenanceWindow.services.through._meta.db_table
+    grouped_detail = _literal(GROUPED_DETAIL_PREFIX + Incident.REF_PREFIX)  # services.grouped_detail
     return f"""
 WITH batch AS (
     SELECT id, integration_id, triaged_service_id, triaged_key, triaged_severity, triaged_priority, event,
@@ -89,7 +90,7 @@ alerts AS (
         coalesce(r.e->>'details', ''), r.triaged_severity, r.triaged_priority,
         left(coalesce(r.e->>'source', ''), {_length("source")}),
         coalesce(r.e->'labels', '{{}}'), coalesce(r.e->'links', '[]'), r.payload::jsonb,
-        {_literal(Alert.Outcome.GROUPED)}, 'Added to INC-' || r.number,
+        {_literal(Alert.Outcome.GROUPED)}, {grouped_detail} || r.number,
         EXISTS (SELECT 1 FROM {window_services} s
                 JOIN {MaintenanceWindow._meta.db_table} w ON w.id = s.maintenancewindow_id
                 WHERE s.service_id = r.triaged_service_id AND w.starts_at <= r.received_at

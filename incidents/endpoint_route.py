@@ -17,7 +17,6 @@ processes see the change within ``TEAM_TRIAGE_CACHE_SECONDS``.
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import replace
 from typing import Any, NamedTuple
 
@@ -27,6 +26,7 @@ from incidents.events import DEFAULT_PRIORITY_FOR_SEVERITY, AlertEvent
 from incidents.models import AlertAction, Integration, Service, TriageRule
 from incidents.services import team_rules
 from incidents.triage import triage_apply
+from ircore.process_cache import ProcessCache
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ class TeamTriage(NamedTuple):
     service_ids: frozenset[int]  # where a rule may route an event: the team's own services
 
 
-_teams: dict[int, tuple[TeamTriage, float]] = {}
+_teams: ProcessCache[TeamTriage] = ProcessCache(TEAM_TRIAGE_CACHE_SECONDS)
 
 
 def team_triage_cache_clear(**_: Any) -> None:
@@ -47,15 +47,10 @@ def team_triage_cache_clear(**_: Any) -> None:
 
 def team_triage(team_id: int) -> TeamTriage:
     cached = _teams.get(team_id)
-    if cached is not None and cached[1] > time.monotonic():
-        return cached[0]
-    rules = team_rules(team_id)
+    if cached is not None:
+        return cached
     services = frozenset(Service.objects.filter(team_id=team_id).values_list("pk", flat=True))
-    found = TeamTriage(rules, services)
-    if len(_teams) > 10_000:  # bounded: only real teams ever get here
-        _teams.clear()
-    _teams[team_id] = (found, time.monotonic() + TEAM_TRIAGE_CACHE_SECONDS)
-    return found
+    return _teams.put(team_id, TeamTriage(team_rules(team_id), services))
 
 
 class Triaged(NamedTuple):

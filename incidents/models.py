@@ -183,9 +183,11 @@ class Incident(models.Model):
     def __str__(self) -> str:
         return f"{self.ref} {self.title}"
 
+    REF_PREFIX = "INC-"
+
     @property
     def ref(self) -> str:
-        return f"INC-{self.number}"
+        return f"{Incident.REF_PREFIX}{self.number}"  # Incident.REF_PREFIX: alert_batch._Locked borrows this
 
     @property
     def is_open(self) -> bool:

@@ -182,8 +182,11 @@ def suppressed_detail(rules: list[TriageRule]) -> str:
     return f"Suppressed by triage rule(s): {', '.join(rule.name for rule in rules)}"
 
 
+GROUPED_DETAIL_PREFIX = "Added to "  # then the incident's ref (batch_repeats builds it in SQL)
+
+
 def grouped_detail(incident: Incident) -> str:
-    return f"Added to {incident.ref}"
+    return f"{GROUPED_DETAIL_PREFIX}{incident.ref}"
 
 
 def alert_received_message(summary: str) -> str:

@@ -140,7 +140,6 @@ class SmtpCollector:
         return "250 OK"
 
 
-
 def _proc_stats() -> Generator[tuple[int, list[str]], None, None]:
     """(pid, the fields of /proc/<pid>/stat after the command name) of every process."""
     for entry in os.scandir("/proc"):

@@ -21,6 +21,7 @@ from django.http import HttpRequest, JsonResponse
 
 from incidents.ingestion.rate_limit import WINDOW_SECONDS, ingest_limiter
 from incidents.models import Integration
+from ircore.process_cache import ProcessCache
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +134,7 @@ def render_details(value: Any) -> str:
 # integration clears this process's entries at once (``integration_cache_clear``, on
 # the model's signals); other processes notice within the time-to-live.
 INTEGRATION_CACHE_SECONDS = 5.0
-_integrations: dict[tuple[str, str], tuple[Integration, float]] = {}
+_integrations: ProcessCache[Integration] = ProcessCache(INTEGRATION_CACHE_SECONDS)
 
 
 def integration_cache_clear(**_: Any) -> None:
@@ -142,8 +143,8 @@ def integration_cache_clear(**_: Any) -> None:
 
 def integration_for_token(token: str, kind: str, *, what: str = "integration token") -> Integration:
     cached = _integrations.get((token, kind))
-    if cached is not None and cached[1] > time.monotonic():
-        return cached[0]
+    if cached is not None:
+        return cached
     # The token is unique: no ORDER BY (which .first() would add).
     rows = list(
         Integration.objects.select_related("service")
@@ -151,12 +152,9 @@ def integration_for_token(token: str, kind: str, *, what: str = "integration tok
         .order_by()[:1]
     )
     if not rows:
-        _integrations.pop((token, kind), None)
+        _integrations.discard((token, kind))
         raise RejectEvent(404, f"Unknown or disabled {what}.")
-    if len(_integrations) > 10_000:  # bounded: only real integrations ever get here
-        _integrations.clear()
-    _integrations[(token, kind)] = (rows[0], time.monotonic() + INTEGRATION_CACHE_SECONDS)
-    return rows[0]
+    return _integrations.put((token, kind), rows[0])
 
 
 def check_rate_limit(integration: Integration, events: int = 1) -> None:

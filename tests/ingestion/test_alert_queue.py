@@ -40,6 +40,7 @@ from incidents.models import (
     TriageRule,
 )
 from incidents.services import alert_ingest, alert_reprocess
+from ircore import process_cache
 from ircore.clock import clock_run
 from ircore.models import Counter
 from tests.ingestion.conftest import alert_inserts_refused, database_unavailable
@@ -545,7 +546,7 @@ def test_deleting_is_seen_at_once(client, cached_integration):
 def test_an_update_that_bypasses_signals_is_seen_after_the_time_to_live(client, service_a,
                                                                         make_integration, monkeypatch):
     now = [1000.0]
-    monkeypatch.setattr(common, "time", types.SimpleNamespace(monotonic=lambda: now[0], time=time.time))
+    monkeypatch.setattr(process_cache, "time", types.SimpleNamespace(monotonic=lambda: now[0]))
     integration = make_integration(service_a, "generic")
     assert _post(client, integration).status_code == 202
     Integration.objects.filter(pk=integration.pk).update(enabled=False)  # no post_save
