@@ -28,6 +28,17 @@ def _postgres_tests_need_postgresql(request):
         pytest.skip("needs PostgreSQL: run with DATABASE_URL=postgres://...")
 
 
+@pytest.fixture(autouse=True)
+def _queue_writer_closed():
+    """The ingestion group commit keeps its own PostgreSQL connection per process: close it
+    after each test, so no session outlives the test database (which is dropped at the
+    end) and no test inherits another's."""
+    yield
+    from incidents.queue_insert import group_commit
+
+    group_commit.close()
+
+
 def _user(django_user_model, username: str, **extra):
     return django_user_model.objects.create_user(
         username=username, email=f"{username}@example.com", password="pw-" + username,

@@ -8,6 +8,13 @@ wait for the outcome of their rows; whoever arrives during that commit is in the
 one. Each request still answers only after its own rows are committed, so "stored
 before the 2xx" holds, at a fraction of the round trips, statements and disk flushes.
 
+On PostgreSQL the statements go over the process's own connection
+(``incidents.queue_writer``), and the leader that reads one statement's outcome sends the
+next one at once, before it wakes anyone: the database is not left idle while the next
+leader's thread waits for a CPU and the interpreter lock (0.5-0.6 ms under load,
+bench/PERFORMANCE.md), only to send what was already waiting. Still one statement in
+flight per process: PostgreSQL flushes one commit at a time.
+
 With one request at a time (sync workers, a quiet system) the leader writes just its
 own rows: no extra work. Inside a transaction (a test, a caller's atomic block) rows are
 written directly, as part of it.
@@ -16,101 +23,19 @@ written directly, as part of it.
 from __future__ import annotations
 
 import threading
-import weakref
 from collections import deque
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Callable, Sequence
 
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, InterfaceError, OperationalError, connections
-from django.db.backends.base.base import BaseDatabaseWrapper
-from psycopg import errors as psycopg_errors
-from psycopg import pq
 
-from incidents.models import QueuedEvent
-
-# (integration_id, service_id, event JSON, payload JSON, received_at adapted for the
-# database, then endpoint_route.Triaged: triaged_service_id, _key, _severity, _priority)
-Row = tuple
-
-_COLUMNS = ("(integration_id, service_id, event, payload, received_at, triaged_service_id, triaged_key, "
-            "triaged_severity, triaged_priority, error)")
-_ONE = "(%s, %s, %s, %s, %s, %s, %s, %s, %s, '')"
+from incidents.queue_sql import Row, insert_sql
+from incidents.queue_writer import QueueWriter
 
 
 def rows_write(rows: Sequence[Row]) -> None:
     """One INSERT of ``rows`` on this thread's connection (its own commit in autocommit)."""
-    # The connection itself rather than django.db.connection, whose every attribute is a
-    # thread-local look-up (a few µs each, eight of them per request on this path).
-    db = connections[DEFAULT_DB_ALIAS]
-    if db.vendor == "postgresql" and not db.in_atomic_block:
-        _pg_rows_write(db, rows)
-        return
-    sql = f"INSERT INTO {QueuedEvent._meta.db_table} {_COLUMNS} VALUES " + ", ".join([_ONE] * len(rows))
-    with db.cursor() as cursor:
-        cursor.execute(sql, [value for row in rows for value in row])
-
-
-# PostgreSQL, outside a transaction: the statement goes to libpq directly. It is the whole
-# database work of an ingestion request, and Django's cursor plus psycopg's execute cost
-# three times libpq's own call (measured in-process: 191 µs of CPU against 56 for the
-# same INSERT and commit; under full load the difference was within the benchmark's
-# noise, bench/PERFORMANCE.md). The statement is prepared once per
-# connection and row count, unless the connection has prepared statements turned off
-# (DATABASE_URL ?prepare_threshold=none, for pgbouncer in transaction mode).
-_prepared: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # pgconn -> {rows: name}
-
-
-def _pg_param(value: object) -> bytes | None:
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        return value.isoformat().encode()
-    return str(value).encode()
-
-
-def _pg_insert_sql(count: int, width: int) -> bytes:
-    values = ", ".join(
-        "(" + ", ".join(f"${r * width + c + 1}" for c in range(width)) + ", '')" for r in range(count)
-    )
-    return f"INSERT INTO {QueuedEvent._meta.db_table} {_COLUMNS} VALUES {values}".encode()
-
-
-def _pg_rows_write(db: BaseDatabaseWrapper, rows: Sequence[Row]) -> None:
-    with db.wrap_database_errors:  # psycopg's errors as Django's; a broken connection is marked
-        db.ensure_connection()
-        pgconn = db.connection.pgconn
-        params = [_pg_param(value) for row in rows for value in row]
-        if db.connection.prepare_threshold is None:
-            _check(pgconn.exec_params(_pg_insert_sql(len(rows), len(rows[0])), params))
-            return
-        result = pgconn.exec_prepared(_prepared_name(pgconn, len(rows), len(rows[0])), params)
-        if result.error_field(pq.DiagnosticField.SQLSTATE) == _NO_SUCH_STATEMENT:
-            # Our statement was deallocated behind our back: psycopg sends DEALLOCATE ALL
-            # after any ROLLBACK (a savepoint's too) on a connection where it prepared
-            # statements of its own, and other requests of this thread use the same
-            # connection. Prepare it again; nothing was written.
-            _prepared.pop(pgconn, None)
-            result = pgconn.exec_prepared(_prepared_name(pgconn, len(rows), len(rows[0])), params)
-        _check(result)
-
-
-_NO_SUCH_STATEMENT = b"26000"  # invalid_sql_statement_name
-
-
-def _prepared_name(pgconn: pq.abc.PGconn, count: int, width: int) -> bytes:
-    """The name of this connection's prepared INSERT of ``count`` rows, preparing it if needed."""
-    names = _prepared.setdefault(pgconn, {})
-    name = names.get(count)
-    if name is None:
-        name = f"ircore_queue_insert_{count}".encode()
-        _check(pgconn.prepare(name, _pg_insert_sql(count, width)))
-        names[count] = name
-    return name
-
-
-def _check(result: pq.abc.PGresult) -> None:
-    if result.status != pq.ExecStatus.COMMAND_OK:
-        raise psycopg_errors.error_from_result(result, encoding="utf-8")
+    with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
+        cursor.execute(insert_sql(len(rows), len(rows[0])), [value for row in rows for value in row])
 
 
 class _Slot:
@@ -139,7 +64,10 @@ class GroupCommit:
     requests it carried, and hands the lead to the oldest request still waiting (whose
     rows then head the next statement), or lets it lapse when none is. No thread is
     woken only to find it has nothing to do: under load every wake-up is a context
-    switch and a wait for the interpreter lock."""
+    switch and a wait for the interpreter lock.
+
+    On PostgreSQL the leader also sends that next statement before handing over, so the
+    new leader only waits for its outcome. Only the leader of the moment uses the writer."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -148,23 +76,32 @@ class GroupCommit:
         # Rows per statement: bounded, so one statement stays far below PostgreSQL's and
         # SQLite's parameter limits.
         self.max_rows = 200
+        self._writer = QueueWriter()
+        self._in_flight: list[_Slot] | None = None  # sent, outcome not read yet
 
     def insert(self, rows: Sequence[Row]) -> None:
         """Return once ``rows`` are committed; raise what storing them raised."""
-        if connections[DEFAULT_DB_ALIAS].in_atomic_block:
+        db = connections[DEFAULT_DB_ALIAS]
+        if db.in_atomic_block:
             rows_write(rows)
             return
+        lead: Callable[[_Slot], None] = self._lead_sent if db.vendor == "postgresql" else self._lead
         slot = _Slot(rows)
         with self._lock:
             self._pending.append(slot)
-            lead = not self._leading
+            leader = not self._leading
             self._leading = True
-        if not lead:
+        if not leader:
             slot.wait()
         if not slot.done:
-            self._lead(slot)
+            lead(slot)
         if slot.error is not None:
             raise slot.error
+
+    def close(self) -> None:
+        """Close the process's writer connection (a later statement opens a new one)."""
+        with self._lock:
+            self._writer.close()
 
     def _lead(self, own: _Slot) -> None:
         # ``own`` heads the queue: a new leader found it empty, a successor was its head.
@@ -186,6 +123,57 @@ class GroupCommit:
             if s is not own:
                 s.wake()
 
+    def _lead_sent(self, own: _Slot) -> None:
+        # ``own`` heads the statement in flight (a successor) or the queue (a new leader,
+        # who found nothing in flight and nobody waiting).
+        finished: list[_Slot] = []
+        with self._lock:
+            if self._in_flight is None:
+                finished += self._send_next()
+            batch = self._in_flight
+        if batch is not None:
+            errors = self._receive(batch)
+            for s in batch:
+                s.done, s.error = True, errors.get(id(s))
+            finished += batch
+        with self._lock:
+            self._in_flight = None
+            while self._pending and self._in_flight is None:
+                finished += self._send_next()
+            successor = self._in_flight[0] if self._in_flight else None
+            if successor is None:
+                self._leading = False
+        if successor is not None:
+            successor.wake()  # first: it waits for a statement already on its way
+        for s in finished:
+            if s is not own:
+                s.wake()
+
+    def _send_next(self) -> list[_Slot]:
+        """Under the lock: send the next statement; the requests it could not be sent for."""
+        batch = self._take()
+        try:
+            self._writer.send([row for s in batch for row in s.rows])
+        except BaseException as exc:  # the database is unreachable (or a bug): these learn it
+            for s in batch:
+                s.done, s.error = True, exc
+            return batch
+        self._in_flight = batch
+        return []
+
+    def _receive(self, batch: list[_Slot]) -> dict[int, BaseException]:
+        try:
+            self._writer.receive()
+            return {}
+        except (OperationalError, InterfaceError) as exc:
+            return {id(s): exc for s in batch}  # the database is unreachable: everyone's 503
+        except DatabaseError as exc:
+            if len(batch) == 1:
+                return {id(batch[0]): exc}
+        except BaseException as exc:
+            return {id(s): exc for s in batch}
+        return self._each_alone(batch, self._writer.write)
+
     def _take(self) -> list[_Slot]:
         batch, count = [], 0
         while self._pending and (not batch or count + len(self._pending[0].rows) <= self.max_rows):
@@ -194,8 +182,8 @@ class GroupCommit:
             count += len(slot.rows)
         return batch
 
-    @staticmethod
-    def _write(batch: list[_Slot]) -> dict[int, BaseException]:
+    @classmethod
+    def _write(cls, batch: list[_Slot]) -> dict[int, BaseException]:
         try:
             rows_write([row for s in batch for row in s.rows])
             return {}
@@ -204,12 +192,16 @@ class GroupCommit:
         except DatabaseError:
             if len(batch) == 1:
                 raise
-        # The database refused one request's rows: write each request's rows alone, so
-        # only the request that sent them is refused.
+        return cls._each_alone(batch, rows_write)
+
+    @staticmethod
+    def _each_alone(batch: list[_Slot], write: Callable[[Sequence[Row]], None]) -> dict[int, BaseException]:
+        """The database refused one request's rows: write each request's rows alone, so
+        only the request that sent them is refused."""
         errors: dict[int, BaseException] = {}
         for s in batch:
             try:
-                rows_write(s.rows)
+                write(s.rows)
             except DatabaseError as exc:
                 errors[id(s)] = exc
         return errors

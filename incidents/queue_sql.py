@@ -1,0 +1,46 @@
+"""The queue INSERT's statement and parameters, shared by the two ways rows are written
+(``incidents.queue_insert.rows_write`` on the request's connection, and
+``incidents.queue_writer.QueueWriter`` on a process's own)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from psycopg import errors as psycopg_errors
+from psycopg import pq
+
+from incidents.models import QueuedEvent
+
+# (integration_id, service_id, event JSON, payload JSON, received_at adapted for the
+# database, then endpoint_route.Triaged: triaged_service_id, _key, _severity, _priority)
+Row = tuple
+
+COLUMNS = ("(integration_id, service_id, event, payload, received_at, triaged_service_id, triaged_key, "
+           "triaged_severity, triaged_priority, error)")
+
+
+def insert_sql(count: int, width: int) -> str:
+    """``INSERT ... VALUES`` of ``count`` rows with %s placeholders (Django's cursor)."""
+    one = "(" + ", ".join(["%s"] * width) + ", '')"
+    return f"INSERT INTO {QueuedEvent._meta.db_table} {COLUMNS} VALUES " + ", ".join([one] * count)
+
+
+def pg_insert_sql(count: int, width: int) -> bytes:
+    """The same with libpq's $n placeholders."""
+    values = ", ".join(
+        "(" + ", ".join(f"${r * width + c + 1}" for c in range(width)) + ", '')" for r in range(count)
+    )
+    return f"INSERT INTO {QueuedEvent._meta.db_table} {COLUMNS} VALUES {values}".encode()
+
+
+def pg_param(value: object) -> bytes | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.isoformat().encode()
+    return str(value).encode()
+
+
+def pg_result_check(result: pq.abc.PGresult) -> None:
+    if result.status != pq.ExecStatus.COMMAND_OK:
+        raise psycopg_errors.error_from_result(result, encoding="utf-8")

@@ -1,0 +1,105 @@
+"""A web process's own PostgreSQL connection for the alert queue's INSERTs, used by the
+group commit (``incidents.queue_insert``) one statement at a time.
+
+Its own connection, rather than the request thread's, because a statement is sent by
+one thread and its outcome read by another: the leader that has just read a statement's
+outcome sends the next one at once, and the request heading it is woken only to wait
+for that outcome (see ``GroupCommit``). The statement goes to libpq directly, prepared
+once per row count, unless prepared statements are turned off (DATABASE_URL
+``?prepare_threshold=none``, for pgbouncer in transaction mode). Waiting for an outcome
+holds no interpreter lock.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+from collections.abc import Sequence
+
+import psycopg
+import psycopg.sql
+from django.db import DEFAULT_DB_ALIAS, connections
+from psycopg import pq
+
+from incidents.queue_sql import Row, pg_insert_sql, pg_param, pg_result_check
+
+
+class QueueWriter:
+    """At most one statement in flight: ``send`` it, then ``receive`` its outcome (which
+    raises the database's error as Django's). A broken connection is dropped and the next
+    ``send`` opens a new one."""
+
+    def __init__(self, alias: str = DEFAULT_DB_ALIAS) -> None:
+        self.alias = alias
+        self._conn: psycopg.Connection | None = None
+        self._pid = 0
+        self._prepared: dict[int, bytes] = {}
+
+    def send(self, rows: Sequence[Row]) -> None:
+        with connections[self.alias].wrap_database_errors:
+            try:
+                pgconn = self._pgconn()
+                params = [pg_param(value) for row in rows for value in row]
+                if self._conn.prepare_threshold is None:
+                    pgconn.send_query_params(pg_insert_sql(len(rows), len(rows[0])), params)
+                else:
+                    pgconn.send_query_prepared(self._prepared_name(pgconn, len(rows), len(rows[0])), params)
+            except psycopg.Error:  # libpq could not send (or connect): the connection is gone
+                self.close()
+                raise
+
+    def receive(self) -> None:
+        """Wait for the statement's outcome; raise its error, if any."""
+        with connections[self.alias].wrap_database_errors:
+            try:
+                pgconn = self._conn.pgconn
+                waiting = select.poll()
+                waiting.register(pgconn.socket, select.POLLIN)
+                pgconn.consume_input()
+                while pgconn.is_busy():
+                    waiting.poll()
+                    pgconn.consume_input()
+                error = None
+                while (result := pgconn.get_result()) is not None:
+                    if error is None and result.status != pq.ExecStatus.COMMAND_OK:
+                        error = psycopg.errors.error_from_result(result, encoding="utf-8")
+            except psycopg.Error:  # the connection broke while waiting
+                self.close()
+                raise
+            if error is not None:
+                if pgconn.status != pq.ConnStatus.OK:
+                    self.close()
+                raise error
+
+    def write(self, rows: Sequence[Row]) -> None:
+        self.send(rows)
+        self.receive()
+
+    def close(self) -> None:
+        """Close the connection (when nothing is in flight: a test's end, a shutdown)."""
+        conn, self._conn, self._prepared = self._conn, None, {}
+        if conn is not None and self._pid == os.getpid():
+            conn.close()
+
+    def backend_pid(self) -> int | None:
+        return self._conn.pgconn.backend_pid if self._conn is not None else None
+
+    def _pgconn(self) -> pq.abc.PGconn:
+        if self._conn is not None and (self._pid != os.getpid() or self._conn.closed):
+            self._conn = None  # inherited across a fork, or closed: never shared
+        if self._conn is None:
+            db = connections[self.alias]
+            params = {k: v for k, v in db.get_connection_params().items() if k != "cursor_factory"}
+            self._conn = psycopg.connect(**params, autocommit=True)
+            self._pid, self._prepared = os.getpid(), {}
+            if role := db.settings_dict["OPTIONS"].get("assume_role"):  # as Django's own sessions
+                self._conn.execute(psycopg.sql.SQL("SET ROLE {}").format(psycopg.sql.Identifier(role)))
+        return self._conn.pgconn
+
+    def _prepared_name(self, pgconn: pq.abc.PGconn, count: int, width: int) -> bytes:
+        name = self._prepared.get(count)
+        if name is None:
+            name = f"ircore_queue_insert_{count}".encode()
+            pg_result_check(pgconn.prepare(name, pg_insert_sql(count, width)))
+            self._prepared[count] = name
+        return name
