@@ -18,7 +18,7 @@ from django.utils import timezone
 from incidents.models import QueuedEvent
 from incidents.queue_insert import GroupCommit, group_commit
 from incidents.queue_writer import QueueWriter
-from tests.ingestion.conftest import in_threads
+from tests.ingestion.conftest import database_unavailable, in_threads
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -110,6 +110,21 @@ def test_a_connection_the_server_dropped_fails_one_request_with_503_then_reconne
     assert group_commit._writer.backend_pid() not in (None, pid)
     summaries = list(QueuedEvent.objects.values_list("event", flat=True))
     assert any('"retried"' in e for e in summaries) and not any('"lost"' in e for e in summaries)
+
+
+def test_a_database_that_refuses_connections_is_503_and_the_writer_connects_once_it_is_back(
+    client, service_a, make_integration
+):
+    integration = make_integration(service_a, "generic")
+    url = f"/integrations/generic/{integration.token}/"
+    group_commit.close()
+    with database_unavailable():
+        response = client.post(url, {"summary": "refused"}, content_type="application/json")
+    assert response.status_code == 503, response.content
+    assert group_commit._writer.backend_pid() is None
+    assert client.post(url, {"summary": "back"}, content_type="application/json").status_code == 202
+    events = list(QueuedEvent.objects.values_list("event", flat=True))
+    assert len(events) == 1 and '"back"' in events[0]
 
 
 def test_a_rollback_elsewhere_on_the_request_connection_does_not_break_ingestion(
