@@ -7,7 +7,10 @@ outcome sends the next one at once, and the request heading it is woken only to 
 for that outcome (see ``GroupCommit``). The statement goes to libpq directly, prepared
 once per row count, unless prepared statements are turned off (DATABASE_URL
 ``?prepare_threshold=none``, for pgbouncer in transaction mode). Waiting for an outcome
-holds no interpreter lock.
+holds no interpreter lock. A connection the server ended while it was idle (a restart) is
+noticed before the next statement and replaced, so no event is refused for it; one lost
+while a statement was on its way fails that statement's requests (503: its outcome is
+unknown, and the senders retry).
 """
 
 from __future__ import annotations
@@ -87,6 +90,8 @@ class QueueWriter:
     def _pgconn(self) -> pq.abc.PGconn:
         if self._conn is not None and (self._pid != os.getpid() or self._conn.closed):
             self._conn = None  # inherited across a fork, or closed: never shared
+        if self._conn is not None and self._ended_by_server():
+            self.close()  # a new connection now, rather than a 503 for the next statement
         if self._conn is None:
             db = connections[self.alias]
             params = {k: v for k, v in db.get_connection_params().items() if k != "cursor_factory"}
@@ -95,6 +100,17 @@ class QueueWriter:
             if role := db.settings_dict["OPTIONS"].get("assume_role"):  # as Django's own sessions
                 self._conn.execute(psycopg.sql.SQL("SET ROLE {}").format(psycopg.sql.Identifier(role)))
         return self._conn.pgconn
+
+    def _ended_by_server(self) -> bool:
+        """Whether the server ended this idle connection (a restart, pg_terminate_backend, an
+        idle timeout): between statements nothing is left to read, so anything readable is
+        its goodbye (or, rarely, a notice: a new connection costs no more than that). One poll."""
+        try:
+            readable = select.poll()
+            readable.register(self._conn.pgconn.socket, select.POLLIN)
+            return bool(readable.poll(0))
+        except psycopg.Error:  # libpq already knows it is gone
+            return True
 
     def _prepared_name(self, pgconn: pq.abc.PGconn, count: int, width: int) -> bytes:
         name = self._prepared.get(count)

@@ -87,29 +87,64 @@ def test_a_refused_row_raises_djangos_error_and_the_connection_stays_usable(
     assert list(QueuedEvent.objects.values_list("event", flat=True)) == ["next"]
 
 
-def test_a_connection_the_server_dropped_fails_one_request_with_503_then_reconnects(
-    client, service_a, make_integration
-):
-    integration = make_integration(service_a, "generic")
-    url = f"/integrations/generic/{integration.token}/"
-    assert client.post(url, {"summary": "warm"}, content_type="application/json").status_code == 202
-    pid = group_commit._writer.backend_pid()
-    assert pid is not None and pid != connection.cursor().connection.info.backend_pid
+def _terminate(pid: int) -> None:
     params = {k: v for k, v in connection.get_connection_params().items() if k != "cursor_factory"}
     with psycopg.connect(**params, autocommit=True) as admin:
         admin.execute("SELECT pg_terminate_backend(%s)", [pid])
         for _ in range(100):  # until the server has really ended it
             if not admin.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", [pid]).fetchone():
-                break
+                return
             time.sleep(0.05)
 
+
+def test_an_idle_connection_the_server_ended_is_replaced_before_the_next_statement(
+    client, service_a, make_integration
+):
+    """A database restart (or pg_terminate_backend, or an idle timeout) between two events:
+    the next event is stored over a new connection, not answered 503."""
+    integration = make_integration(service_a, "generic")
+    url = f"/integrations/generic/{integration.token}/"
+    assert client.post(url, {"summary": "warm"}, content_type="application/json").status_code == 202
+    pid = group_commit._writer.backend_pid()
+    assert pid is not None and pid != connection.cursor().connection.info.backend_pid
+    _terminate(pid)
+
+    response = client.post(url, {"summary": "after the restart"}, content_type="application/json")
+    assert response.status_code == 202, response.content
+    assert group_commit._writer.backend_pid() not in (None, pid)
+    assert QueuedEvent.objects.filter(event__contains="after the restart").count() == 1
+
+
+def test_a_connection_lost_during_a_statement_fails_its_requests_with_503_then_reconnects(
+    client, service_a, make_integration, monkeypatch
+):
+    """Lost after the statement was sent, its outcome is unknown: the request is answered
+    503 (the sender retries), never 2xx, and the next statement connects again."""
+    integration = make_integration(service_a, "generic")
+    url = f"/integrations/generic/{integration.token}/"
+    assert client.post(url, {"summary": "warm"}, content_type="application/json").status_code == 202
+    pid = group_commit._writer.backend_pid()
+    params = {k: v for k, v in connection.get_connection_params().items() if k != "cursor_factory"}
+    real_send = QueueWriter.send
+
+    def send_then_lose(self, rows):
+        # The INSERT waits behind another session's lock on the queue, and its connection
+        # is ended meanwhile.
+        with psycopg.connect(**params) as locker:
+            locker.execute(f'LOCK TABLE "{QueuedEvent._meta.db_table}" IN ACCESS EXCLUSIVE MODE')
+            real_send(self, rows)
+            monkeypatch.setattr(QueueWriter, "send", real_send)
+            _terminate(pid)
+            locker.rollback()
+
+    monkeypatch.setattr(QueueWriter, "send", send_then_lose)
     response = client.post(url, {"summary": "lost"}, content_type="application/json")
     assert response.status_code == 503, response.content
     assert "not stored" in response.json()["message"]
     assert client.post(url, {"summary": "retried"}, content_type="application/json").status_code == 202
     assert group_commit._writer.backend_pid() not in (None, pid)
-    summaries = list(QueuedEvent.objects.values_list("event", flat=True))
-    assert any('"retried"' in e for e in summaries) and not any('"lost"' in e for e in summaries)
+    events = list(QueuedEvent.objects.values_list("event", flat=True))
+    assert any("retried" in e for e in events) and not any('"lost"' in e for e in events)
 
 
 def test_a_database_that_refuses_connections_is_503_and_the_writer_connects_once_it_is_back(
