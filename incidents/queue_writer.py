@@ -89,7 +89,9 @@ class QueueWriter:
 
     def _pgconn(self) -> pq.abc.PGconn:
         if self._conn is not None and (self._pid != os.getpid() or self._conn.closed):
-            self._conn = None  # inherited across a fork, or closed: never shared
+            # Inherited across a fork (never shared: psycopg does not end the parent's session
+            # when a child drops it), or closed.
+            self._conn = None
         if self._conn is not None and self._ended_by_server():
             self.close()  # a new connection now, rather than a 503 for the next statement
         if self._conn is None:

@@ -7,6 +7,7 @@ hands the lead over, never two at once."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -248,3 +249,26 @@ def test_the_writer_takes_the_role_djangos_sessions_assume(service_a, make_integ
             cursor.execute(f'REVOKE ALL ON SEQUENCE "{table}_id_seq" FROM "{role}"')
             cursor.execute(f'DROP ROLE "{role}"')
     assert QueuedEvent.objects.filter(event="as the role").count() == 1
+
+
+def test_a_forked_child_opens_its_own_connection_and_leaves_the_parents_alone(
+    service_a, make_integration, writer
+):
+    integration = make_integration(service_a, "generic")
+    writer.write([_row(integration, "parent before")])
+    backend = writer.backend_pid()
+    child = os.fork()
+    if child == 0:  # the child: write through the inherited writer, then leave at once
+        try:
+            writer.write([_row(integration, "child")])
+            ok = writer.backend_pid() not in (None, backend)
+            writer.close()
+        except BaseException:  # noqa: BLE001 - reported by the exit status
+            ok = False
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    writer.write([_row(integration, "parent after")])  # its session was not ended by the child
+    assert writer.backend_pid() == backend
+    assert sorted(QueuedEvent.objects.values_list("event", flat=True)) == ["child", "parent after",
+                                                                          "parent before"]
