@@ -107,10 +107,7 @@ class GroupCommit:
         # ``own`` heads the queue: a new leader found it empty, a successor was its head.
         with self._lock:
             batch = self._take()
-        try:
-            errors = self._write(batch)
-        except BaseException as exc:  # a bug or an interrupt: every row of the batch learns it
-            errors = {id(s): exc for s in batch}
+        errors = _outcomes(batch, lambda: rows_write([row for s in batch for row in s.rows]), rows_write)
         for s in batch:
             s.done, s.error = True, errors.get(id(s))
         with self._lock:
@@ -132,7 +129,7 @@ class GroupCommit:
                 finished += self._send_next()
             batch = self._in_flight
         if batch is not None:
-            errors = self._receive(batch)
+            errors = _outcomes(batch, self._writer.receive, self._writer.write)
             for s in batch:
                 s.done, s.error = True, errors.get(id(s))
             finished += batch
@@ -161,19 +158,6 @@ class GroupCommit:
         self._in_flight = batch
         return []
 
-    def _receive(self, batch: list[_Slot]) -> dict[int, BaseException]:
-        try:
-            self._writer.receive()
-            return {}
-        except (OperationalError, InterfaceError) as exc:
-            return {id(s): exc for s in batch}  # the database is unreachable: everyone's 503
-        except DatabaseError as exc:
-            if len(batch) == 1:
-                return {id(batch[0]): exc}
-        except BaseException as exc:
-            return {id(s): exc for s in batch}
-        return self._each_alone(batch, self._writer.write)
-
     def _take(self) -> list[_Slot]:
         batch, count = [], 0
         while self._pending and (not batch or count + len(self._pending[0].rows) <= self.max_rows):
@@ -182,29 +166,29 @@ class GroupCommit:
             count += len(slot.rows)
         return batch
 
-    @classmethod
-    def _write(cls, batch: list[_Slot]) -> dict[int, BaseException]:
+
+def _outcomes(batch: list[_Slot], statement: Callable[[], None],
+              write_alone: Callable[[Sequence[Row]], None]) -> dict[int, BaseException]:
+    """Run ``statement`` (the batch's write, or the wait for its outcome); what each request
+    of the batch learns from it, by ``id`` of its slot (none: stored)."""
+    try:
+        statement()
+        return {}
+    except (OperationalError, InterfaceError) as exc:
+        return {id(s): exc for s in batch}  # the database is unreachable: everyone's 503
+    except DatabaseError as exc:
+        if len(batch) == 1:
+            return {id(batch[0]): exc}
+    except BaseException as exc:  # a bug or an interrupt: every row of the batch learns it
+        return {id(s): exc for s in batch}
+    # The database refused one request's rows: write each request's rows alone, so only
+    # the request that sent them is refused.
+    errors: dict[int, BaseException] = {}
+    for s in batch:
         try:
-            rows_write([row for s in batch for row in s.rows])
-            return {}
-        except (OperationalError, InterfaceError) as exc:
-            return {id(s): exc for s in batch}  # the database is unreachable: everyone's 503
-        except DatabaseError:
-            if len(batch) == 1:
-                raise
-        return cls._each_alone(batch, rows_write)
-
-    @staticmethod
-    def _each_alone(batch: list[_Slot], write: Callable[[Sequence[Row]], None]) -> dict[int, BaseException]:
-        """The database refused one request's rows: write each request's rows alone, so
-        only the request that sent them is refused."""
-        errors: dict[int, BaseException] = {}
-        for s in batch:
-            try:
-                write(s.rows)
-            except DatabaseError as exc:
-                errors[id(s)] = exc
-        return errors
-
+            write_alone(s.rows)
+        except DatabaseError as exc:
+            errors[id(s)] = exc
+    return errors
 
 group_commit = GroupCommit()

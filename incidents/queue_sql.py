@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from psycopg import errors as psycopg_errors
@@ -21,16 +22,19 @@ COLUMNS = ("(integration_id, service_id, event, payload, received_at, triaged_se
 
 def insert_sql(count: int, width: int) -> str:
     """``INSERT ... VALUES`` of ``count`` rows with %s placeholders (Django's cursor)."""
-    one = "(" + ", ".join(["%s"] * width) + ", '')"
-    return f"INSERT INTO {QueuedEvent._meta.db_table} {COLUMNS} VALUES " + ", ".join([one] * count)
+    return _insert(count, width, lambda n: "%s")
 
 
 def pg_insert_sql(count: int, width: int) -> bytes:
     """The same with libpq's $n placeholders."""
+    return _insert(count, width, lambda n: f"${n}").encode()
+
+
+def _insert(count: int, width: int, placeholder: Callable[[int], str]) -> str:
     values = ", ".join(
-        "(" + ", ".join(f"${r * width + c + 1}" for c in range(width)) + ", '')" for r in range(count)
+        "(" + ", ".join(placeholder(r * width + c + 1) for c in range(width)) + ", '')" for r in range(count)
     )
-    return f"INSERT INTO {QueuedEvent._meta.db_table} {COLUMNS} VALUES {values}".encode()
+    return f"INSERT INTO {QueuedEvent._meta.db_table} {COLUMNS} VALUES {values}"
 
 
 def pg_param(value: object) -> bytes | None:

@@ -27,6 +27,14 @@ from psycopg import pq
 from incidents.queue_sql import Row, pg_insert_sql, pg_param, pg_result_check
 
 
+def connection_params(alias: str = DEFAULT_DB_ALIAS) -> dict:
+    """Django's settings for ``alias`` as ``psycopg.connect`` takes them (its cursor class is
+    Django's own concern)."""
+    params = connections[alias].get_connection_params()
+    params.pop("cursor_factory", None)
+    return params
+
+
 class QueueWriter:
     """At most one statement in flight: ``send`` it, then ``receive`` its outcome (which
     raises the database's error as Django's). A broken connection is dropped and the next
@@ -62,17 +70,17 @@ class QueueWriter:
                 while pgconn.is_busy():
                     waiting.poll()
                     pgconn.consume_input()
-                error = None
-                while (result := pgconn.get_result()) is not None:
-                    if error is None and result.status != pq.ExecStatus.COMMAND_OK:
-                        error = psycopg.errors.error_from_result(result, encoding="utf-8")
+                refused = None
+                while (result := pgconn.get_result()) is not None:  # read to the end, then judge
+                    if refused is None and result.status != pq.ExecStatus.COMMAND_OK:
+                        refused = result
             except psycopg.Error:  # the connection broke while waiting
                 self.close()
                 raise
-            if error is not None:
+            if refused is not None:
                 if pgconn.status != pq.ConnStatus.OK:
                     self.close()
-                raise error
+                pg_result_check(refused)
 
     def write(self, rows: Sequence[Row]) -> None:
         self.send(rows)
@@ -95,11 +103,9 @@ class QueueWriter:
         if self._conn is not None and self._ended_by_server():
             self.close()  # a new connection now, rather than a 503 for the next statement
         if self._conn is None:
-            db = connections[self.alias]
-            params = {k: v for k, v in db.get_connection_params().items() if k != "cursor_factory"}
-            self._conn = psycopg.connect(**params, autocommit=True)
+            self._conn = psycopg.connect(**connection_params(self.alias), autocommit=True)
             self._pid, self._prepared = os.getpid(), {}
-            if role := db.settings_dict["OPTIONS"].get("assume_role"):  # as Django's own sessions
+            if role := connections[self.alias].settings_dict["OPTIONS"].get("assume_role"):  # as Django's
                 self._conn.execute(psycopg.sql.SQL("SET ROLE {}").format(psycopg.sql.Identifier(role)))
         return self._conn.pgconn
 

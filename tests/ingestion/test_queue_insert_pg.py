@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from incidents.models import QueuedEvent
 from incidents.queue_insert import GroupCommit, group_commit
-from incidents.queue_writer import QueueWriter
+from incidents.queue_writer import QueueWriter, connection_params
 from tests.ingestion.conftest import database_unavailable, in_threads
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -89,8 +89,7 @@ def test_a_refused_row_raises_djangos_error_and_the_connection_stays_usable(
 
 
 def _terminate(pid: int) -> None:
-    params = {k: v for k, v in connection.get_connection_params().items() if k != "cursor_factory"}
-    with psycopg.connect(**params, autocommit=True) as admin:
+    with psycopg.connect(**connection_params(), autocommit=True) as admin:
         admin.execute("SELECT pg_terminate_backend(%s)", [pid])
         for _ in range(100):  # until the server has really ended it
             if not admin.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", [pid]).fetchone():
@@ -125,13 +124,12 @@ def test_a_connection_lost_during_a_statement_fails_its_requests_with_503_then_r
     url = f"/integrations/generic/{integration.token}/"
     assert client.post(url, {"summary": "warm"}, content_type="application/json").status_code == 202
     pid = group_commit._writer.backend_pid()
-    params = {k: v for k, v in connection.get_connection_params().items() if k != "cursor_factory"}
     real_send = QueueWriter.send
 
     def send_then_lose(self, rows):
         # The INSERT waits behind another session's lock on the queue, and its connection
         # is ended meanwhile.
-        with psycopg.connect(**params) as locker:
+        with psycopg.connect(**connection_params()) as locker:
             locker.execute(f'LOCK TABLE "{QueuedEvent._meta.db_table}" IN ACCESS EXCLUSIVE MODE')
             real_send(self, rows)
             monkeypatch.setattr(QueueWriter, "send", real_send)
