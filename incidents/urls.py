@@ -14,7 +14,8 @@ urlpatterns = [
     path("integrations/pagerduty/v2/enqueue", views.pagerduty_enqueue, name="integrations-pagerduty-enqueue"),
     path("integrations/pagerduty/v2/change/enqueue", views.pagerduty_change_enqueue,
          name="integrations-pagerduty-change"),
-    path("integrations/alertmanager/<str:token>/", views.alertmanager_webhook, name="integrations-alertmanager"),
+    path("integrations/alertmanager/<str:token>/", views.alertmanager_webhook,
+         name="integrations-alertmanager"),
     path("integrations/grafana/<str:token>/", views.grafana_webhook, name="integrations-grafana"),
     path("integrations/heartbeat/<str:token>/", heartbeat.heartbeat_ping, name="integrations-heartbeat"),
 ]
