@@ -79,7 +79,7 @@ def events_enqueue(
     whole body (a PagerDuty event, a one-alert notification) stores the bytes as its
     payload instead of encoding the same value again, if they are plain ASCII (then they
     are UTF-8 text, and an unstorable escape in them is found as in json.dumps's output)."""
-    at = connection.ops.adapt_datetimefield_value(received_at or timezone.now())
+    at = received_at or timezone.now()
     raw = None
     if body is not None and body[1].isascii() and b"\x00" not in body[1]:  # no UTF-16/32 either
         raw = body[1].decode("ascii")

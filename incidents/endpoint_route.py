@@ -77,20 +77,22 @@ def event_triaged(integration: Integration, event: AlertEvent) -> Triaged:
 
 
 def _triaged(integration: Integration, event: AlertEvent) -> Triaged:
-    service = integration.service
-    triage = team_triage(service.team_id)
-    triaged = replace(event) if triage.rules else event  # the rules change the event they are given
-    result = triage_apply(triage.rules, triaged, service_id=service.pk, integration_id=integration.pk)
-    service_id = service.pk
-    if result.route_to_service_id in triage.service_ids:  # only within the team, as alert_ingest does
-        service_id = result.route_to_service_id
+    triage = team_triage(integration.service.team_id)
+    service_id = integration.service_id
+    triaged, suppress = event, False
+    if triage.rules:
+        triaged = replace(event)  # the rules change the event they are given
+        result = triage_apply(triage.rules, triaged, service_id=service_id, integration_id=integration.pk)
+        if result.route_to_service_id in triage.service_ids:  # only within the team, as alert_ingest does
+            service_id = result.route_to_service_id
+        suppress = result.suppress
     if triaged.action != AlertAction.TRIGGER:
         # An acknowledge or resolve may act on an incident of another key (the one this
         # integration's trigger was re-keyed or routed to): no key of its own, so the
         # applier's statement adds nothing queued after it.
         return Triaged(service_id, "", "", "")
     key = triaged.dedup_key[:255]
-    if result.suppress:
+    if suppress:
         return Triaged(service_id, key, "", "")
     return Triaged(service_id, key, triaged.severity,
                    triaged.priority or DEFAULT_PRIORITY_FOR_SEVERITY[triaged.severity])

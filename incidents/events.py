@@ -86,13 +86,24 @@ def event_encode(event: AlertEvent, *, payload_text: str | None = None) -> tuple
     (``QueuedEvent.event``) and the payload's JSON (``QueuedEvent.payload``), always
     something the applier can store (``event_storable``), so an accepted event never gets
     stuck. ``payload_text``: the payload's JSON as received (ASCII), if the caller has it."""
-    text = json.dumps({name: getattr(event, name) for name in _HEAD}, default=str)
-    payload = payload_text if payload_text is not None else json.dumps(event.payload, default=str)
+    text = _encoder.encode(_head(event))
+    payload = payload_text if payload_text is not None else _encoder.encode(event.payload)
     if _may_be_unstorable(text) or _may_be_unstorable(payload):
         event = event_storable(event)
-        text = json.dumps({name: getattr(event, name) for name in _HEAD}, default=str)
-        payload = json.dumps(event.payload, default=str)
+        text = _encoder.encode(_head(event))
+        payload = _encoder.encode(event.payload)
     return event, text, payload
+
+
+# One encoder for every event (json.dumps with ``default`` builds a new one per call).
+_encoder = json.JSONEncoder(default=str)
+
+
+def _head(event: AlertEvent) -> dict[str, Any]:
+    """The event's fields but its payload (``_HEAD``), spelt out: this runs for every event."""
+    return {"action": event.action, "summary": event.summary, "details": event.details,
+            "severity": event.severity, "priority": event.priority, "dedup_key": event.dedup_key,
+            "source": event.source, "labels": event.labels, "links": event.links}
 
 
 def event_storable(event: AlertEvent) -> AlertEvent:

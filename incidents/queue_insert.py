@@ -25,6 +25,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
+from datetime import datetime
 
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, InterfaceError, OperationalError, connections
 
@@ -34,8 +35,11 @@ from incidents.queue_writer import QueueWriter
 
 def rows_write(rows: Sequence[Row]) -> None:
     """One INSERT of ``rows`` on this thread's connection (its own commit in autocommit)."""
-    with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
-        cursor.execute(insert_sql(len(rows), len(rows[0])), [value for row in rows for value in row])
+    db = connections[DEFAULT_DB_ALIAS]
+    adapt = db.ops.adapt_datetimefield_value  # received_at, as the database's backend takes it
+    with db.cursor() as cursor:
+        cursor.execute(insert_sql(len(rows), len(rows[0])),
+                       [adapt(value) if type(value) is datetime else value for row in rows for value in row])
 
 
 class _Slot:

@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from psycopg import errors as psycopg_errors
@@ -37,12 +37,13 @@ def _insert(count: int, width: int, placeholder: Callable[[int], str]) -> str:
     return f"INSERT INTO {QueuedEvent._meta.db_table} {COLUMNS} VALUES {values}"
 
 
-def pg_param(value: object) -> bytes | None:
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        return value.isoformat().encode()
-    return str(value).encode()
+def pg_params(rows: Sequence[Row]) -> list[bytes | None]:
+    """Every value of ``rows`` as libpq's text format (one expression, no call per value:
+    this runs for every event)."""
+    return [
+        None if value is None else (value.isoformat() if type(value) is datetime else str(value)).encode()
+        for row in rows for value in row
+    ]
 
 
 def pg_result_check(result: pq.abc.PGresult) -> None:

@@ -24,7 +24,22 @@ import psycopg.sql
 from django.db import DEFAULT_DB_ALIAS, connections
 from psycopg import pq
 
-from incidents.queue_sql import Row, pg_insert_sql, pg_param, pg_result_check
+from incidents.queue_sql import Row, pg_insert_sql, pg_params, pg_result_check
+
+
+class _Process:
+    """This process's id, kept up to date across forks (``os.getpid`` is a system call,
+    and the writer checks it before every statement)."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        os.register_at_fork(after_in_child=self._forked)
+
+    def _forked(self) -> None:
+        self.pid = os.getpid()
+
+
+_process = _Process()
 
 
 def connection_params(alias: str = DEFAULT_DB_ALIAS) -> dict:
@@ -45,42 +60,45 @@ class QueueWriter:
         self._conn: psycopg.Connection | None = None
         self._pid = 0
         self._prepared: dict[int, bytes] = {}
+        self._readable = select.poll()  # the connection's socket, once there is one
 
     def send(self, rows: Sequence[Row]) -> None:
-        with connections[self.alias].wrap_database_errors:
-            try:
-                pgconn = self._pgconn()
-                params = [pg_param(value) for row in rows for value in row]
-                if self._conn.prepare_threshold is None:
-                    pgconn.send_query_params(pg_insert_sql(len(rows), len(rows[0])), params)
-                else:
-                    pgconn.send_query_prepared(self._prepared_name(pgconn, len(rows), len(rows[0])), params)
-            except psycopg.Error:  # libpq could not send (or connect): the connection is gone
-                self.close()
-                raise
+        try:
+            pgconn = self._pgconn()
+            params = pg_params(rows)
+            if self._conn.prepare_threshold is None:
+                pgconn.send_query_params(pg_insert_sql(len(rows), len(rows[0])), params)
+            else:
+                pgconn.send_query_prepared(self._prepared_name(pgconn, len(rows), len(rows[0])), params)
+        except psycopg.Error as exc:  # libpq could not send (or connect): the connection is gone
+            self.close()
+            self._raise_as_django(exc)
 
     def receive(self) -> None:
         """Wait for the statement's outcome; raise its error, if any."""
-        with connections[self.alias].wrap_database_errors:
-            try:
-                pgconn = self._conn.pgconn
-                waiting = select.poll()
-                waiting.register(pgconn.socket, select.POLLIN)
+        pgconn = self._conn.pgconn
+        try:
+            pgconn.consume_input()
+            while pgconn.is_busy():
+                self._readable.poll()
                 pgconn.consume_input()
-                while pgconn.is_busy():
-                    waiting.poll()
-                    pgconn.consume_input()
-                refused = None
-                while (result := pgconn.get_result()) is not None:  # read to the end, then judge
-                    if refused is None and result.status != pq.ExecStatus.COMMAND_OK:
-                        refused = result
-            except psycopg.Error:  # the connection broke while waiting
-                self.close()
-                raise
+            refused = None
+            while (result := pgconn.get_result()) is not None:  # read to the end, then judge
+                if refused is None and result.status != pq.ExecStatus.COMMAND_OK:
+                    refused = result
             if refused is not None:
-                if pgconn.status != pq.ConnStatus.OK:
-                    self.close()
                 pg_result_check(refused)
+        except psycopg.Error as exc:
+            if pgconn.status != pq.ConnStatus.OK:  # broken while waiting, not a refused row
+                self.close()
+            self._raise_as_django(exc)
+
+    def _raise_as_django(self, exc: psycopg.Error) -> None:
+        """Raise ``exc`` as Django's exception of the same kind (IntegrityError,
+        OperationalError...), as the request's own cursor would have. Only on failure:
+        entering Django's wrapper costs a look-up of the thread's connection."""
+        with connections[self.alias].wrap_database_errors:
+            raise exc
 
     def write(self, rows: Sequence[Row]) -> None:
         self.send(rows)
@@ -89,36 +107,35 @@ class QueueWriter:
     def close(self) -> None:
         """Close the connection (when nothing is in flight: a test's end, a shutdown)."""
         conn, self._conn, self._prepared = self._conn, None, {}
-        if conn is not None and self._pid == os.getpid():
+        if conn is not None and self._pid == _process.pid:
             conn.close()
 
     def backend_pid(self) -> int | None:
         return self._conn.pgconn.backend_pid if self._conn is not None else None
 
     def _pgconn(self) -> pq.abc.PGconn:
-        if self._conn is not None and (self._pid != os.getpid() or self._conn.closed):
+        if self._conn is not None and (self._pid != _process.pid or self._conn.closed):
             # Inherited across a fork (never shared: psycopg does not end the parent's session
             # when a child drops it), or closed.
             self._conn = None
-        if self._conn is not None and self._ended_by_server():
-            self.close()  # a new connection now, rather than a 503 for the next statement
+        if self._conn is not None and self._readable.poll(0):
+            # Between statements nothing is left to read, so anything readable is the server
+            # ending this idle connection (a restart, pg_terminate_backend, an idle timeout)
+            # or, rarely, a notice: either way a new connection now, rather than a 503 for
+            # the next statement.
+            self.close()
         if self._conn is None:
-            self._conn = psycopg.connect(**connection_params(self.alias), autocommit=True)
-            self._pid, self._prepared = os.getpid(), {}
+            conn = psycopg.connect(**connection_params(self.alias), autocommit=True)
             if role := connections[self.alias].settings_dict["OPTIONS"].get("assume_role"):  # as Django's
-                self._conn.execute(psycopg.sql.SQL("SET ROLE {}").format(psycopg.sql.Identifier(role)))
+                try:
+                    conn.execute(psycopg.sql.SQL("SET ROLE {}").format(psycopg.sql.Identifier(role)))
+                except BaseException:
+                    conn.close()
+                    raise
+            self._readable = select.poll()
+            self._readable.register(conn.pgconn.socket, select.POLLIN)
+            self._conn, self._pid, self._prepared = conn, _process.pid, {}
         return self._conn.pgconn
-
-    def _ended_by_server(self) -> bool:
-        """Whether the server ended this idle connection (a restart, pg_terminate_backend, an
-        idle timeout): between statements nothing is left to read, so anything readable is
-        its goodbye (or, rarely, a notice: a new connection costs no more than that). One poll."""
-        try:
-            readable = select.poll()
-            readable.register(self._conn.pgconn.socket, select.POLLIN)
-            return bool(readable.poll(0))
-        except psycopg.Error:  # libpq already knows it is gone
-            return True
 
     def _prepared_name(self, pgconn: pq.abc.PGconn, count: int, width: int) -> bytes:
         name = self._prepared.get(count)

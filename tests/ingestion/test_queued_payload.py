@@ -123,3 +123,17 @@ def test_an_event_queued_with_its_payload_inside_is_still_applied(pd_integration
     assert queue_drain() == 2
     assert [(a.outcome, a.payload) for a in Alert.objects.order_by("id")] == [
         ("opened", {"from": "before"}), ("grouped", {"from": "before"})]
+
+
+def test_event_text_holds_every_field_but_the_payload():
+    """``event_encode`` spells the fields out (``events._head``): a field added to
+    ``AlertEvent`` must not be left out of the queue."""
+    from incidents.events import _HEAD, AlertEvent, event_encode, event_from_json
+
+    event = AlertEvent(action="trigger", summary="s", details="d", severity="SEV2", priority="P2",
+                       dedup_key="k", source="db-1", labels={"env": "prod"},
+                       links=[{"href": "https://example.com", "text": "x"}], payload={"n": 1})
+    _, text, payload = event_encode(event)
+    assert sorted(json.loads(text)) == sorted(_HEAD)
+    assert event_from_json(text, payload) == event
+    assert set(_HEAD) | {"payload"} == set(AlertEvent.__dataclass_fields__)
