@@ -42,8 +42,12 @@ def _path(prefix: str, key: str) -> str:
 def _string_map(obj: dict[str, Any], key: str, prefix: str, errors: list[str], *,
                 required: bool) -> dict[str, str]:
     value = obj.get(key)
-    if type(value) is dict and all(type(item) is str for item in value.values()):
-        return dict(value)  # nearly every label set
+    if type(value) is dict:
+        try:
+            "".join(value.values())  # a TypeError unless every value is a string: nearly every label set
+            return dict(value)
+        except TypeError:
+            pass  # reported value by value below
     if value is None:
         if required:
             errors.append(f"'{_path(prefix, key)}' is required (an object of label names to values)")
@@ -128,9 +132,11 @@ class _Alert:
         self.ends_at = _optional_string(raw, "endsAt", path, errors)
         self.urls: list[tuple[str, str]] = []
         for field, text in _URL_FIELDS:
-            url = _optional_string(raw, field, path, errors)
-            if url and _is_url(url):
-                self.urls.append((url, text))
+            url = raw.get(field)
+            if url is not None and (type(url) is not str or _is_url(url)):
+                url = _optional_string(raw, field, path, errors)  # reports a value that is not a string
+                if url:
+                    self.urls.append((url, text))
         runbook = self.annotations.get("runbook_url", "")
         if _is_url(runbook):
             self.urls.append((runbook, "Runbook"))
