@@ -41,6 +41,8 @@ class _Window:
     unsynced: int = 0  # counted here since then
     synced_at: float = 0.0  # time.monotonic() of the last sync
     known: bool = False  # the shared key exists (this process added or saw it)
+    syncing: bool = False  # a request of this process is adding our count to the shared one now
+    sending: int = 0  # what that request is adding
 
 
 class WindowLimiter:
@@ -63,23 +65,47 @@ class WindowLimiter:
             window = self._windows.get(integration_id)
             if window is None or window.number != number:
                 window = self._windows[integration_id] = _Window(number)
-            estimate = window.shared + window.unsynced + events
-            recent = now - window.synced_at < SYNC_SECONDS and estimate < limit * EXACT_FROM
-            if recent or now < self._cache_down_until:
+            estimate = window.shared + window.sending + window.unsynced + events
+            if now < self._cache_down_until:
+                window.unsynced += events
+                return estimate
+            exact = estimate >= limit * EXACT_FROM
+            if not exact and (window.syncing or now - window.synced_at < SYNC_SECONDS):
                 window.unsynced += events
                 return estimate
             window.synced_at = now
-            delta = window.unsynced + events
-            try:
-                window.shared = _shared_add(window, f"ingest-rate:{integration_id}:{number}", delta)
-            except Exception:  # noqa: BLE001 - any cache failure: count here, try again later
-                log.warning("Rate-limit cache unreachable; counting integration %s in this process only",
-                            integration_id, exc_info=True)
-                window.unsynced = delta
-                self._cache_down_until = now + CACHE_RETRY_SECONDS
-                return estimate
-            window.unsynced = 0
-            return window.shared
+            delta, window.unsynced = window.unsynced + events, 0
+            if exact:
+                # Near the limit every event asks the shared count, one at a time under the
+                # lock, so the answer is exact.
+                shared = self._shared_add(window, integration_id, delta)
+                return self._synced(window, shared, delta, now, estimate)
+            window.syncing, window.sending = True, delta
+        # The periodic sync, without the lock: a round trip to Redis on a busy machine can
+        # take milliseconds, in which this process's other requests keep counting here
+        # instead of waiting for the lock (every ingestion thread of the process did).
+        shared = self._shared_add(window, integration_id, delta)
+        with self._lock:
+            window.syncing, window.sending = False, 0
+            return self._synced(window, shared, delta, now, estimate)
+
+    def _shared_add(self, window: _Window, integration_id: int, delta: int) -> int | None:
+        """The shared count after adding ``delta``; None if the cache cannot be reached."""
+        try:
+            return _shared_add(window, f"ingest-rate:{integration_id}:{window.number}", delta)
+        except Exception:  # noqa: BLE001 - any cache failure: count here, try again later
+            log.warning("Rate-limit cache unreachable; counting integration %s in this process only",
+                        integration_id, exc_info=True)
+            return None
+
+    def _synced(self, window: _Window, shared: int | None, delta: int, now: float, estimate: int) -> int:
+        """Under the lock: what a sync learnt, and the count to answer with."""
+        if shared is None:
+            window.unsynced += delta  # to be added at a later sync
+            self._cache_down_until = now + CACHE_RETRY_SECONDS
+            return estimate
+        window.shared = max(window.shared, shared)  # a later sync's answer may have come first
+        return shared
 
 
 def _shared_add(window: _Window, key: str, delta: int) -> int:

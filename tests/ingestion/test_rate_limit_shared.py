@@ -163,3 +163,50 @@ def test_ingestion_goes_on_when_redis_is_down(client, settings, service_a, make_
     assert r.status_code == 202, r.content
     assert QueuedEvent.objects.count() + integration.alerts.count() == 1
     rate_limit.ingest_limiter.clear()
+
+
+class _SlowCache:
+    """The locmem cache, whose writes wait until the test lets them through: a Redis
+    round trip on a busy machine."""
+
+    def __init__(self):
+        import threading
+
+        self.entered = threading.Event()
+        self.go_on = threading.Event()
+        self.calls = 0
+
+    def _slow(self, name):
+        def call(*args, **kwargs):
+            self.calls += 1
+            self.entered.set()
+            assert self.go_on.wait(10)
+            return getattr(cache, name)(*args, **kwargs)
+        return call
+
+    def __getattr__(self, name):
+        return self._slow(name)
+
+
+def test_a_periodic_sync_does_not_hold_up_the_process_other_requests(clock, monkeypatch):
+    """While one request adds the process's count to the shared one, the others count
+    here and answer at once, and do not start a second sync."""
+    import threading
+
+    slow = _SlowCache()
+    monkeypatch.setattr(rate_limit, "cache", slow)
+    limiter = WindowLimiter()
+    with time_machine.travel(AT, tick=False):
+        syncing = threading.Thread(target=limiter.count, args=(7, 1, 1000))
+        syncing.start()
+        assert slow.entered.wait(10)
+        clock[0] += rate_limit.SYNC_SECONDS  # a sync would be due, but one is on its way
+        answers = [limiter.count(7, 1, 1000) for _ in range(5)]  # would block behind it before
+        assert answers == [2, 3, 4, 5, 6]
+        assert slow.calls == 1
+        slow.go_on.set()
+        syncing.join(10)
+        assert not syncing.is_alive()
+        assert cache.get(KEY) == 1
+        assert limiter.count(7, 1, 1000) == 7  # the next sync adds what was counted meanwhile
+        assert cache.get(KEY) == 7
