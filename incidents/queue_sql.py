@@ -12,8 +12,9 @@ from psycopg import pq
 
 from incidents.models import QueuedEvent
 
-# (integration_id, service_id, event JSON, payload JSON, received_at adapted for the
-# database, then endpoint_route.Triaged: triaged_service_id, _key, _severity, _priority)
+# (integration_id, service_id, event JSON, payload JSON, received_at (an aware datetime,
+# adapted by whichever way writes it), then endpoint_route.Triaged: triaged_service_id,
+# _key, _severity, _priority)
 Row = tuple
 
 COLUMNS = ("(integration_id, service_id, event, payload, received_at, triaged_service_id, triaged_key, "

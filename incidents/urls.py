@@ -1,7 +1,7 @@
 """The ingestion endpoints, with their full paths: the root URLconf takes these patterns
 as they are rather than through an ``include("integrations/", ...)``, since every level
-of include costs each request a resolver match of its own (~10 % of a bare request's
-work in Django's URL resolution), on the busiest paths there are."""
+of include costs each request a resolver match of its own (~40k instructions, about 5 % of
+a bare request's, by callgrind), on the busiest paths there are."""
 
 from django.urls import path
 

@@ -132,11 +132,9 @@ class _Alert:
         self.ends_at = _optional_string(raw, "endsAt", path, errors)
         self.urls: list[tuple[str, str]] = []
         for field, text in _URL_FIELDS:
-            url = raw.get(field)
-            if url is not None and (type(url) is not str or _is_url(url)):
-                url = _optional_string(raw, field, path, errors)  # reports a value that is not a string
-                if url:
-                    self.urls.append((url, text))
+            url = _optional_string(raw, field, path, errors)
+            if url and _is_url(url):
+                self.urls.append((url, text))
         runbook = self.annotations.get("runbook_url", "")
         if _is_url(runbook):
             self.urls.append((runbook, "Runbook"))

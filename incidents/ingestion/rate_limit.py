@@ -78,18 +78,18 @@ class WindowLimiter:
             if exact:
                 # Near the limit every event asks the shared count, one at a time under the
                 # lock, so the answer is exact.
-                shared = self._shared_add(window, integration_id, delta)
+                shared = self._shared_count(window, integration_id, delta)
                 return self._synced(window, shared, delta, now, estimate)
             window.syncing, window.sending = True, delta
         # The periodic sync, without the lock: a round trip to Redis on a busy machine can
         # take milliseconds, in which this process's other requests keep counting here
         # instead of waiting for the lock (every ingestion thread of the process did).
-        shared = self._shared_add(window, integration_id, delta)
+        shared = self._shared_count(window, integration_id, delta)
         with self._lock:
             window.syncing, window.sending = False, 0
             return self._synced(window, shared, delta, now, estimate)
 
-    def _shared_add(self, window: _Window, integration_id: int, delta: int) -> int | None:
+    def _shared_count(self, window: _Window, integration_id: int, delta: int) -> int | None:
         """The shared count after adding ``delta``; None if the cache cannot be reached."""
         try:
             return _shared_add(window, f"ingest-rate:{integration_id}:{window.number}", delta)
